@@ -1,0 +1,12 @@
+.PHONY: dev test stop
+
+# A local ERPNext site with this app and demo data on http://127.0.0.1:8000
+dev:
+	bash scripts/dev.sh
+
+# The whole test suite on a fresh throwaway site, then ruff
+test:
+	bash scripts/test.sh
+
+stop:
+	bash scripts/stop.sh

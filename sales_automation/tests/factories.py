@@ -1,0 +1,186 @@
+"""Small factories for tests: one test company with bank and cash, stocked items, orders."""
+
+import frappe
+from frappe.utils import add_days, flt, nowdate
+
+from sales_automation.setup.demo import (
+	default_warehouse,
+	ensure_account,
+	ensure_company,
+	ensure_customer,
+	ensure_item,
+	ensure_mode_of_payment,
+	receive_stock,
+)
+
+COMPANY = "_SA Test Company"
+ABBR = "_SAT"
+
+
+def test_env() -> frappe._dict:
+	"""The test company and its accounts, warehouse, customer and modes of payment (created once)."""
+	ensure_company(COMPANY, ABBR)
+	env = frappe._dict(
+		company=COMPANY,
+		abbr=ABBR,
+		warehouse=default_warehouse(COMPANY),
+		customer=ensure_customer("_SA Test Customer"),
+		cash_account=f"Cash - {ABBR}",
+		bank_account=f"Main Bank - {ABBR}",
+	)
+	env.cash_mode = ensure_mode_of_payment("_SA Cash", COMPANY, env.cash_account, "Cash")
+	env.bank_mode = ensure_mode_of_payment("_SA Wire", COMPANY, env.bank_account, "Bank")
+	return env
+
+
+def make_item(
+	stock_qty: float = 0, is_stock_item: int = 1, valuation_rate: float = 50, prefix: str = "_SA Item"
+) -> str:
+	"""A new item with a unique code and `stock_qty` on hand in the test warehouse."""
+	item_code = f"{prefix} {frappe.generate_hash(length=8)}"
+	ensure_item(item_code, is_stock_item=is_stock_item, valuation_rate=valuation_rate)
+	if stock_qty:
+		receive_stock(item_code, default_warehouse(COMPANY), stock_qty, COMPANY, rate=valuation_rate)
+	return item_code
+
+
+def make_sales_order(items: list[dict], submit: bool = True, **fields):
+	"""A Sales Order of the test company; `items` rows need item_code, qty and rate."""
+	env = test_env()
+	sales_order = frappe.get_doc(
+		{
+			"doctype": "Sales Order",
+			"company": env.company,
+			"customer": fields.pop("customer", env.customer),
+			"transaction_date": nowdate(),
+			"delivery_date": add_days(nowdate(), 5),
+			"set_warehouse": env.warehouse,
+			"items": [{"warehouse": env.warehouse, **row} for row in items],
+			**fields,
+		}
+	)
+	sales_order.insert()
+	if submit:
+		sales_order.submit()
+	return sales_order
+
+
+def gl_totals(voucher_names: list[str]) -> tuple[float, float]:
+	"""Sum of debit and credit over the live GL entries of the given vouchers."""
+	rows = frappe.get_all(
+		"GL Entry",
+		filters={"voucher_no": ["in", voucher_names], "is_cancelled": 0},
+		fields=["sum(debit) as debit", "sum(credit) as credit"],
+	)
+	return flt(rows[0].debit, 2), flt(rows[0].credit, 2)
+
+
+def count_documents() -> dict:
+	"""Row counts of every table a sales cycle writes to, to compare before and after."""
+	return {
+		doctype: frappe.db.count(doctype)
+		for doctype in (
+			"Sales Order",
+			"Delivery Note",
+			"Sales Invoice",
+			"Payment Entry",
+			"GL Entry",
+			"Stock Ledger Entry",
+		)
+	}
+
+
+def ensure_ledger_account(
+	account_name: str, parent: str, account_type: str | None = None, currency=None
+) -> str:
+	return ensure_account(COMPANY, account_name, parent, account_type=account_type, currency=currency)
+
+
+def make_customer(prefix: str = "_SA Customer", **fields) -> str:
+	"""A new customer with a unique name, so the rules of one test never match another's orders."""
+	name = f"{prefix} {frappe.generate_hash(length=8)}"
+	from sales_automation.setup.demo import _leaf
+
+	frappe.get_doc(
+		{
+			"doctype": "Customer",
+			"customer_name": name,
+			"customer_group": _leaf("Customer Group"),
+			"territory": _leaf("Territory"),
+			**fields,
+		}
+	).insert()
+	return name
+
+
+def make_rule(customer: str, **fields):
+	"""An enabled rule for one customer: deliver, invoice from the Delivery Note, pay cash, same transaction."""
+	env = test_env()
+	rule = frappe.get_doc(
+		{
+			"doctype": "Sales Automation Rule",
+			"rule_name": f"_SA Rule {frappe.generate_hash(length=8)}",
+			"enabled": 1,
+			"priority": 100,
+			"company": env.company,
+			"customer": customer,
+			"execution_mode": "Same Transaction",
+			"create_delivery_note": 1,
+			"submit_delivery_note": 1,
+			"shortage_policy": "Fail",
+			"create_sales_invoice": 1,
+			"invoice_source": "Delivery Note",
+			"submit_sales_invoice": 1,
+			"create_payment_entry": 1,
+			"payment_against": "Sales Invoice",
+			"mode_of_payment": env.cash_mode,
+			"reference_no_pattern": "{sales_order}",
+			"submit_payment_entry": 1,
+			**fields,
+		}
+	)
+	rule.insert()
+	return rule
+
+
+def run_of(sales_order_name: str):
+	"""The newest Sales Automation Run of an order, or None."""
+	name = frappe.db.get_value(
+		"Sales Automation Run", {"sales_order": sales_order_name}, "name", order_by="creation desc"
+	)
+	return frappe.get_doc("Sales Automation Run", name) if name else None
+
+
+def documents_of(sales_order_name: str) -> dict:
+	"""Names of the non-cancelled DN, SI and PE linked to an order."""
+
+	def parents(child, field, parenttype):
+		return sorted(
+			set(
+				frappe.get_all(
+					child,
+					filters={field: sales_order_name, "docstatus": ["<", 2], "parenttype": parenttype},
+					pluck="parent",
+				)
+			)
+		)
+
+	invoices = parents("Sales Invoice Item", "sales_order", "Sales Invoice")
+	payments = set()
+	for reference_name in [sales_order_name, *invoices]:
+		payments.update(
+			frappe.get_all(
+				"Payment Entry Reference",
+				filters={
+					"reference_name": reference_name,
+					"docstatus": ["<", 2],
+					"parenttype": "Payment Entry",
+				},
+				pluck="parent",
+			)
+		)
+	return {
+		"Delivery Note": parents("Delivery Note Item", "against_sales_order", "Delivery Note"),
+		"Sales Invoice": invoices,
+		"Payment Entry": sorted(payments),
+	}

@@ -1,0 +1,87 @@
+"""A real HTTP server for tests: gunicorn serving this site on a free loopback port."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import requests
+
+import frappe
+
+
+def free_port() -> int:
+	with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+		sock.bind(("127.0.0.1", 0))
+		return sock.getsockname()[1]
+
+
+class LiveServer:
+	"""Starts `gunicorn frappe.app:application` for the current site; use as a context manager."""
+
+	def __init__(self, workers: int = 2, threads: int = 4):
+		self.site = frappe.local.site
+		self.sites_path = os.path.abspath(frappe.local.sites_path)
+		self.port = free_port()
+		self.url = f"http://127.0.0.1:{self.port}"
+		self.workers = workers
+		self.threads = threads
+		self.process = None
+		self.log_path = os.path.join(self.sites_path, self.site, "logs", f"live-server-{self.port}.log")
+
+	def __enter__(self):
+		os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
+		self._log = open(self.log_path, "w")
+		self.process = subprocess.Popen(
+			[
+				sys.executable,
+				"-m",
+				"gunicorn",
+				"--bind",
+				f"127.0.0.1:{self.port}",
+				"--workers",
+				str(self.workers),
+				"--threads",
+				str(self.threads),
+				"--timeout",
+				"120",
+				"frappe.app:application",
+			],
+			cwd=self.sites_path,
+			stdout=self._log,
+			stderr=subprocess.STDOUT,
+		)
+		deadline = time.monotonic() + 60
+		while time.monotonic() < deadline:
+			if self.process.poll() is not None:
+				raise RuntimeError(f"live server exited early, see {self.log_path}")
+			try:
+				if self.get("/api/method/ping").status_code == 200:
+					return self
+			except requests.ConnectionError:
+				time.sleep(0.3)
+		raise RuntimeError(f"live server did not answer in 60 s, see {self.log_path}")
+
+	def __exit__(self, *exc):
+		self.process.terminate()
+		try:
+			self.process.wait(timeout=20)
+		except subprocess.TimeoutExpired:
+			self.process.kill()
+		self._log.close()
+
+	def session(self, api_key: str, api_secret: str) -> requests.Session:
+		session = requests.Session()
+		session.headers.update(
+			{
+				"Authorization": f"token {api_key}:{api_secret}",
+				"X-Frappe-Site-Name": self.site,
+				"Accept": "application/json",
+			}
+		)
+		return session
+
+	def get(self, path: str, **kwargs):
+		headers = {"X-Frappe-Site-Name": self.site, **kwargs.pop("headers", {})}
+		return requests.get(self.url + path, headers=headers, timeout=60, **kwargs)

@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# Shared helpers for scripts/dev.sh and scripts/test.sh: a private MariaDB, a version-15 bench
+# built the standard way (bench init / bench get-app from upstream), and this app linked into it.
+#
+# Everything is configurable through the environment; see README.md "Environment".
+set -euo pipefail
+
+REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SA_HOME=${SA_HOME:-$HOME/.sales_automation}
+BENCH_DIR=${SA_BENCH_DIR:-$SA_HOME/frappe-bench}
+FRAPPE_BRANCH=${FRAPPE_BRANCH:-version-15}
+FRAPPE_REPO=${FRAPPE_REPO:-https://github.com/frappe/frappe}
+ERPNEXT_REPO=${ERPNEXT_REPO:-https://github.com/frappe/erpnext}
+PAYMENTS_REPO=${PAYMENTS_REPO:-https://github.com/frappe/payments}
+PYTHON=${SA_PYTHON:-python3}
+DB_DIR=${SA_DB_DIR:-$SA_HOME/mariadb}
+DB_PORT=${SA_DB_PORT:-3307}
+DB_ROOT_PASSWORD=${SA_DB_ROOT_PASSWORD:-sales_automation}
+ADMIN_PASSWORD=${SA_ADMIN_PASSWORD:-admin}
+
+log() { printf '\033[1;34m[sales_automation]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31m[sales_automation] %s\033[0m\n' "$*" >&2; exit 2; }
+
+bench_cmd() { (cd "$BENCH_DIR" && bench "$@"); }
+
+ensure_tools() {
+	command -v git >/dev/null || die "git is missing: install it (apt-get install git)."
+	command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] ||
+		die "MariaDB server is missing: install it (apt-get install mariadb-server)."
+	command -v redis-server >/dev/null || die "Redis is missing: install it (apt-get install redis-server)."
+	command -v node >/dev/null || die "Node.js is missing: install Node 18 or 20."
+	if ! command -v yarn >/dev/null; then
+		log "installing yarn 1 (npm i -g yarn@1)"
+		npm install --global --silent yarn@1 >/dev/null
+	fi
+	if ! command -v bench >/dev/null; then
+		log "installing frappe-bench (pip install frappe-bench)"
+		"$PYTHON" -m pip install --quiet frappe-bench
+	fi
+	command -v bench >/dev/null || die "bench is not on PATH after 'pip install frappe-bench': add pip's script dir to PATH."
+}
+
+# One clear line, not a traceback, when an upstream repository cannot be reached.
+check_upstream() {
+	local name=$1 url=$2 var=$3
+	if ! GIT_TERMINAL_PROMPT=0 timeout 60 git ls-remote --exit-code --heads "$url" "$FRAPPE_BRANCH" >/dev/null 2>&1; then
+		die "cannot reach $name at $url (branch $FRAPPE_BRANCH): set $var to a reachable URL or path (or map it with git's url.<base>.insteadOf) and run again."
+	fi
+}
+
+mysql_root() {
+	mariadb --protocol=TCP -h 127.0.0.1 -P "$DB_PORT" -uroot -p"$DB_ROOT_PASSWORD" "$@"
+}
+
+# A private MariaDB (own datadir, socket and port) configured as Frappe requires, so the system
+# server is never touched. Reused when already running.
+ensure_mariadb() {
+	if mysql_root -e "select 1" >/dev/null 2>&1; then
+		return
+	fi
+	local mariadbd
+	mariadbd=$(command -v mariadbd || echo /usr/sbin/mariadbd)
+	mkdir -p "$DB_DIR"
+	local fresh=0
+	if [ ! -d "$DB_DIR/data/mysql" ]; then
+		log "initialising a private MariaDB in $DB_DIR (port $DB_PORT)"
+		mariadb-install-db --no-defaults --datadir="$DB_DIR/data" --user="$(id -un)" \
+			--auth-root-authentication-method=normal --skip-test-db >"$DB_DIR/install.log" 2>&1 ||
+			die "mariadb-install-db failed; see $DB_DIR/install.log"
+		fresh=1
+	fi
+	log "starting the private MariaDB on 127.0.0.1:$DB_PORT"
+	setsid nohup "$mariadbd" --no-defaults --datadir="$DB_DIR/data" --user="$(id -un)" \
+		--port="$DB_PORT" --bind-address=127.0.0.1 --socket="$DB_DIR/mysqld.sock" \
+		--pid-file="$DB_DIR/mysqld.pid" --log-error="$DB_DIR/error.log" \
+		--character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
+		--skip-character-set-client-handshake --skip-name-resolve \
+		--innodb-flush-log-at-trx-commit=2 --innodb-buffer-pool-size=1G \
+		--max-connections=500 --skip-log-bin >/dev/null 2>&1 < /dev/null &
+	local i
+	for i in $(seq 1 60); do
+		if mariadb --socket="$DB_DIR/mysqld.sock" -uroot -e "select 1" >/dev/null 2>&1 ||
+			mysql_root -e "select 1" >/dev/null 2>&1; then
+			break
+		fi
+		sleep 1
+	done
+	if [ "$fresh" = 1 ]; then
+		mariadb --socket="$DB_DIR/mysqld.sock" -uroot <<-SQL
+			ALTER USER 'root'@'localhost' IDENTIFIED BY '$DB_ROOT_PASSWORD';
+			CREATE USER IF NOT EXISTS 'root'@'127.0.0.1';
+			ALTER USER 'root'@'127.0.0.1' IDENTIFIED BY '$DB_ROOT_PASSWORD';
+			GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
+			FLUSH PRIVILEGES;
+		SQL
+	fi
+	mysql_root -e "select 1" >/dev/null 2>&1 || die "the private MariaDB did not come up; see $DB_DIR/error.log"
+}
+
+# The bench's own Redis servers (ports from its config/redis_*.conf), started when not running.
+ensure_redis() {
+	local conf port
+	for conf in "$BENCH_DIR"/config/redis_cache.conf "$BENCH_DIR"/config/redis_queue.conf; do
+		port=$(awk '/^port/ {print $2}' "$conf")
+		if ! redis-cli -p "$port" ping >/dev/null 2>&1; then
+			(cd "$BENCH_DIR/config" && redis-server "$conf" --daemonize yes >/dev/null)
+		fi
+	done
+}
+
+bench_has_app() { [ -e "$BENCH_DIR/apps/$1" ] && grep -qx "$1" "$BENCH_DIR/sites/apps.txt" 2>/dev/null; }
+
+# bench init + get-app payments + get-app erpnext, the standard way, from the upstream repositories.
+ensure_bench() {
+	if [ ! -f "$BENCH_DIR/sites/apps.txt" ] || ! bench_has_app frappe; then
+		check_upstream frappe "$FRAPPE_REPO" FRAPPE_REPO
+		log "creating a bench in $BENCH_DIR (frappe $FRAPPE_BRANCH; takes several minutes)"
+		rm -rf "$BENCH_DIR"
+		mkdir -p "$(dirname "$BENCH_DIR")"
+		# bench refuses to run as root unless the directory it runs from names a frappe_user.
+		local parent
+		parent=$(dirname "$BENCH_DIR")
+		if [ "$(id -u)" = 0 ] && [ ! -f "$parent/sites/common_site_config.json" ]; then
+			mkdir -p "$parent/sites"
+			printf '{"frappe_user": "%s"}\n' "$(id -un)" >"$parent/sites/common_site_config.json"
+		fi
+		(cd "$parent" && bench init --no-backups --frappe-path "$FRAPPE_REPO" --frappe-branch "$FRAPPE_BRANCH" \
+			--python "$(command -v "$PYTHON")" "$(basename "$BENCH_DIR")") ||
+			die "bench init failed (see the output above)."
+	fi
+	# frappe's dropbox dependency imports pkg_resources, gone from setuptools 81.
+	"$BENCH_DIR/env/bin/python" -c "import pkg_resources" >/dev/null 2>&1 ||
+		"$BENCH_DIR/env/bin/pip" install --quiet "setuptools<81"
+	if ! bench_has_app payments; then
+		check_upstream payments "$PAYMENTS_REPO" PAYMENTS_REPO
+		log "bench get-app payments"
+		bench_cmd get-app --branch "$FRAPPE_BRANCH" "$PAYMENTS_REPO" || die "bench get-app payments failed."
+	fi
+	if ! bench_has_app erpnext; then
+		check_upstream erpnext "$ERPNEXT_REPO" ERPNEXT_REPO
+		log "bench get-app erpnext"
+		bench_cmd get-app --branch "$FRAPPE_BRANCH" "$ERPNEXT_REPO" || die "bench get-app erpnext failed."
+	fi
+	bench_cmd set-config -g db_host 127.0.0.1 >/dev/null
+	bench_cmd set-config -g db_port "$DB_PORT" >/dev/null
+	bench_cmd set-config -g root_password "$DB_ROOT_PASSWORD" >/dev/null
+	"$BENCH_DIR/env/bin/python" -c "import ruff" 2>/dev/null ||
+		"$BENCH_DIR/env/bin/pip" install --quiet ruff
+	link_app
+	ensure_redis
+}
+
+# This checkout is the app the bench runs: apps/sales_automation is a link to it.
+link_app() {
+	local target
+	target=$(readlink -f "$BENCH_DIR/apps/sales_automation" 2>/dev/null || true)
+	if [ "$target" != "$REPO_DIR" ] || ! bench_has_app sales_automation; then
+		log "linking this checkout into the bench as apps/sales_automation"
+		rm -rf "$BENCH_DIR/apps/sales_automation"
+		ln -s "$REPO_DIR" "$BENCH_DIR/apps/sales_automation"
+		"$BENCH_DIR/env/bin/pip" install --quiet --no-deps -e "$BENCH_DIR/apps/sales_automation"
+		if ! grep -qx sales_automation "$BENCH_DIR/sites/apps.txt"; then
+			sed -i -e '$a\' "$BENCH_DIR/sites/apps.txt"
+			echo sales_automation >>"$BENCH_DIR/sites/apps.txt"
+		fi
+	fi
+}
+
+site_exists() { [ -f "$BENCH_DIR/sites/$1/site_config.json" ]; }
+
+# A new site with erpnext, payments and this app, as a person would make it.
+new_site() {
+	local site=$1
+	bench_cmd new-site "$site" --db-root-username root --db-root-password "$DB_ROOT_PASSWORD" \
+		--mariadb-user-host-login-scope=% --admin-password "$ADMIN_PASSWORD" \
+		--install-app erpnext --install-app payments --install-app sales_automation
+}
+
+drop_site() {
+	local site=$1
+	site_exists "$site" || return 0
+	bench_cmd drop-site "$site" --db-root-username root --db-root-password "$DB_ROOT_PASSWORD" \
+		--force --no-backup >/dev/null 2>&1 || log "could not drop site $site"
+	rm -rf "$BENCH_DIR/archived/sites/$site"
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# README command 2: the whole test suite on a throwaway site made in this run, then ruff.
+# Exits non-zero on any failure, and when no test ran.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+ensure_tools
+ensure_mariadb
+ensure_bench
+
+SITE=${SA_TEST_SITE:-sa-test-$(date +%s)-$$.localhost}
+OUT_DIR=${SA_TEST_OUTPUT:-$REPO_DIR/test-output}
+mkdir -p "$OUT_DIR"
+LOG="$OUT_DIR/run-tests.log"
+cleanup() { [ "${SA_KEEP_SITE:-0}" = 1 ] || drop_site "$SITE"; }
+trap cleanup EXIT
+
+started=$(date +%s)
+log "creating throwaway site $SITE (erpnext, payments, sales_automation)"
+new_site "$SITE" >"$OUT_DIR/new-site.log" 2>&1 || { tail -40 "$OUT_DIR/new-site.log"; die "bench new-site failed; see $OUT_DIR/new-site.log"; }
+bench_cmd --site "$SITE" set-config allow_tests true >/dev/null
+bench_cmd --site "$SITE" set-config sa_test_output "$OUT_DIR" >/dev/null
+log "site ready in $(($(date +%s) - started)) s; running the tests"
+
+set +e
+# CI=true: frappe's run-tests exits 0 on failures without it.
+CI=true bench_cmd --site "$SITE" run-tests --app sales_automation ${SA_TEST_ARGS:-} 2>&1 | tee "$LOG"
+status=${PIPESTATUS[0]}
+set -e
+
+ran=$(sed -n 's/^Ran \([0-9][0-9]*\) tests\{0,1\} in.*/\1/p' "$LOG" | tail -1)
+if [ "$status" != 0 ] || ! grep -q '^OK' "$LOG"; then
+	die "tests failed (exit $status); log in $LOG"
+fi
+if [ -z "$ran" ] || [ "$ran" = 0 ]; then
+	die "no test ran; log in $LOG"
+fi
+
+log "ruff check / ruff format --check"
+"$BENCH_DIR/env/bin/ruff" check "$REPO_DIR"
+"$BENCH_DIR/env/bin/ruff" format --check "$REPO_DIR"
+
+failed=0
+echo "$ran passed, $failed failed"
+log "done in $(($(date +%s) - started)) s"
