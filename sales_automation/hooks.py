@@ -8,4 +8,22 @@ app_license = "mit"
 # org/repo form: a bare app name makes install-app look the app up on GitHub
 required_apps = ["frappe/erpnext"]
 
+after_install = "sales_automation.setup.install.after_install"
 before_tests = "sales_automation.tests.before_tests"
+
+doc_events = {
+	"Sales Order": {
+		"on_submit": "sales_automation.overrides.sales_order.on_submit",
+		"on_cancel": "sales_automation.overrides.sales_order.on_cancel",
+	},
+}
+
+scheduler_events = {
+	"cron": {
+		"* * * * *": ["sales_automation.engine.retry_due_runs"],
+	},
+}
+
+default_log_clearing_doctypes = {
+	"Sales Automation Run": 90,
+}

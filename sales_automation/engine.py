@@ -1,0 +1,605 @@
+"""The sales cycle engine: the one implementation of the steps that move a submitted Sales Order to
+delivered, invoiced and paid. The Sales Order hook, retry/resume, the API and bulk runs all call it.
+
+Every step re-reads the order and what already exists before it acts, so running a step twice never
+makes a second document: that is what makes retry and resume safe.
+"""
+
+import frappe
+from frappe import _
+from frappe.utils import add_to_date, cint, flt, now_datetime, nowdate, strip_html
+
+from sales_automation.exceptions import RunNotResumableError, StepFailedError, StockShortageError
+
+DELIVERY_NOTE = "Delivery Note"
+SALES_INVOICE = "Sales Invoice"
+PAYMENT_ENTRY = "Payment Entry"
+
+SAME_TRANSACTION = "Same Transaction"
+BACKGROUND = "Background"
+
+INVOICE_FROM_DELIVERY_NOTE = "Delivery Note"
+INVOICE_FROM_ORDER = "Sales Order"
+INVOICE_UPDATING_STOCK = "Sales Order (Update Stock)"
+PAY_AGAINST_INVOICE = "Sales Invoice"
+PAY_IN_ADVANCE = "Sales Order (Advance)"
+
+ACTIVE_STATUSES = ("Queued", "Running")
+DONE_STEP_STATUSES = ("Completed", "Skipped")
+STEP_SAVEPOINT = "sales_automation_step"
+
+
+def get_settings():
+	return frappe.get_cached_doc("Sales Automation Settings")
+
+
+# --- choosing a rule -------------------------------------------------------------------------------
+
+
+def find_rule(sales_order) -> tuple[str | None, str | None]:
+	"""The first enabled rule, by priority, whose conditions the order meets, and why it matched."""
+	for rule_name in frappe.get_all(
+		"Sales Automation Rule",
+		filters={"enabled": 1},
+		order_by="priority desc, creation asc",
+		pluck="name",
+	):
+		reason = frappe.get_cached_doc("Sales Automation Rule", rule_name).match(sales_order)
+		if reason is not None:
+			return rule_name, reason
+	return None, None
+
+
+def plan_steps(rule) -> list[str]:
+	"""The steps a rule asks for, in the order they must run."""
+	steps = []
+	if rule.create_payment_entry and rule.payment_against == PAY_IN_ADVANCE:
+		steps.append(PAYMENT_ENTRY)
+	if rule.create_delivery_note:
+		steps.append(DELIVERY_NOTE)
+	if rule.create_sales_invoice:
+		steps.append(SALES_INVOICE)
+	if rule.create_payment_entry and rule.payment_against == PAY_AGAINST_INVOICE:
+		steps.append(PAYMENT_ENTRY)
+	return steps
+
+
+# --- starting and running ----------------------------------------------------------------------------
+
+
+def start_for_order(sales_order, trigger: str = "Submit", rule_name: str | None = None, execution_mode=None):
+	"""Match a rule (or use `rule_name`), record a run and execute it now or queue it after commit.
+
+	Returns the run, or None when automation is off or no rule matches."""
+	if not cint(get_settings().enabled):
+		return None
+	if rule_name:
+		reason = _("Rule {0} was chosen explicitly").format(rule_name)
+	else:
+		rule_name, reason = find_rule(sales_order)
+		if not rule_name:
+			return None
+	rule = frappe.get_cached_doc("Sales Automation Rule", rule_name)
+	mode = execution_mode or rule.execution_mode or get_settings().default_execution_mode or BACKGROUND
+	run = create_run(sales_order, rule, reason, trigger, mode)
+	if mode == SAME_TRANSACTION:
+		execute(run, raise_errors=True)
+	else:
+		enqueue_run(run)
+	return run
+
+
+def create_run(sales_order, rule, reason: str, trigger: str, execution_mode: str):
+	run = frappe.new_doc("Sales Automation Run")
+	run.update(
+		{
+			"sales_order": sales_order.name,
+			"company": sales_order.company,
+			"customer": sales_order.customer,
+			"rule": rule.name,
+			"rule_version": rule.modified,
+			"match_reason": reason,
+			"trigger": trigger,
+			"execution_mode": execution_mode,
+			"status": "Queued",
+		}
+	)
+	for step in plan_steps(rule):
+		run.append("steps", {"step": step, "status": "Pending"})
+	# The run log is the app's own bookkeeping, written for whoever submitted the order; the documents
+	# of the cycle are created with the caller's own permissions.
+	run.insert(ignore_permissions=True)
+	return run
+
+
+def enqueue_run(run):
+	"""Queue the run after commit; one job per order at a time (deduplicated by job id)."""
+	frappe.enqueue(
+		"sales_automation.engine.process_run",
+		queue="default",
+		run_name=run.name,
+		enqueue_after_commit=True,
+		job_id=f"sales_automation::{frappe.local.site}::{run.sales_order}",
+		deduplicate=True,
+	)
+
+
+def process_run(run_name: str):
+	"""Background job: execute a queued run, isolating each step in a savepoint."""
+	frappe.db.get_value("Sales Automation Run", run_name, "name", for_update=True)
+	run = frappe.get_doc("Sales Automation Run", run_name)
+	if run.status not in ACTIVE_STATUSES:
+		return
+	execute(run, raise_errors=False)
+
+
+def resume(run):
+	"""Continue a run from its first step not done (Retry / Resume); runs in the caller's request."""
+	if run.status in ("Completed", "Cancelled", "Running"):
+		frappe.throw(
+			_("Run {0} is {1} and cannot be resumed.").format(run.name, _(run.status)),
+			exc=RunNotResumableError,
+			title=_("Cannot Resume"),
+		)
+	if frappe.db.get_value("Sales Order", run.sales_order, "docstatus") != 1:
+		frappe.throw(
+			_("Sales Order {0} is not submitted; its run cannot be resumed.").format(run.sales_order),
+			exc=RunNotResumableError,
+			title=_("Cannot Resume"),
+		)
+	for step in run.steps:
+		if step.status == "Failed":
+			step.status = "Pending"
+	run.attempts = 0 if run.status == "Failed" else run.attempts
+	execute(run, raise_errors=False)
+	return run
+
+
+def execute(run, raise_errors: bool):
+	"""Run every step of `run` not yet done, in order.
+
+	raise_errors=True (same transaction): a failing step raises StepFailedError naming the step, so the
+	caller's whole transaction, the order's submit included, is rolled back.
+	raise_errors=False: each step runs in a savepoint; a failure rolls back that step only, is recorded
+	on the run and is retried with backoff until the attempts run out.
+	"""
+	settings = get_settings()
+	rule = frappe.get_doc("Sales Automation Rule", run.rule)
+	run.status = "Running"
+	run.attempts = cint(run.attempts) + 1
+	run.started_at = run.started_at or now_datetime()
+	run.next_retry_at = None
+	run.error = None
+	cycle = Cycle(run, rule)
+	for step in run.steps:
+		if step.status in DONE_STEP_STATUSES:
+			continue
+		step.started_at = now_datetime()
+		if raise_errors:
+			try:
+				cycle.run_step(step)
+			except Exception as exc:
+				frappe.throw(
+					_("Sales automation could not complete the {0} step: {1}").format(
+						_(step.step), error_message(exc)
+					),
+					exc=StepFailedError,
+					title=_("Sales Automation: {0} failed").format(_(step.step)),
+				)
+			continue
+		frappe.db.savepoint(STEP_SAVEPOINT)
+		try:
+			cycle.run_step(step)
+		except Exception as exc:
+			frappe.db.rollback(save_point=STEP_SAVEPOINT)
+			record_failure(run, step, exc, settings)
+			break
+	else:
+		run.status = "Partially Completed" if cycle.left_open() else "Completed"
+		run.finished_at = now_datetime()
+	run.flags.ignore_permissions = True  # the run log, see create_run
+	run.save()
+	return run
+
+
+def record_failure(run, step, exc: Exception, settings):
+	message = error_message(exc)
+	step.status = "Failed"
+	step.message = message
+	step.traceback = frappe.get_traceback(with_context=False)
+	step.finished_at = now_datetime()
+	run.error = f"{step.step}: {message}"
+	# what the failed step put in the message log must not leak into the caller's response
+	frappe.local.message_log = []
+	if cint(run.attempts) < cint(settings.max_attempts):
+		backoff = cint(settings.retry_backoff_seconds) * 2 ** (cint(run.attempts) - 1)
+		run.status = "Queued"
+		run.next_retry_at = add_to_date(now_datetime(), seconds=backoff)
+	else:
+		run.status = "Failed"
+		run.finished_at = now_datetime()
+		notify_failure(run)
+
+
+def error_message(exc: Exception) -> str:
+	message = strip_html(str(exc.args[0] if getattr(exc, "args", None) else exc) or "").strip()
+	return message or exc.__class__.__name__
+
+
+def notify_failure(run):
+	"""Tell the rule's owner, or the System Managers, in the desk that the run failed for good."""
+	from frappe.desk.doctype.notification_log.notification_log import make_notification_logs
+
+	owner = frappe.db.get_value("Sales Automation Rule", run.rule, "owner")
+	if owner and owner not in ("Administrator", "Guest") and frappe.db.get_value("User", owner, "enabled"):
+		users = [owner]
+	else:
+		users = [
+			user
+			for user in frappe.get_all(
+				"Has Role", {"role": "System Manager", "parenttype": "User"}, pluck="parent"
+			)
+			if user != "Guest"
+		]
+	make_notification_logs(
+		{
+			"type": "Alert",
+			"document_type": "Sales Automation Run",
+			"document_name": run.name,
+			"subject": _("Sales automation failed for {0} at the {1} step").format(
+				run.sales_order, run.error.split(":", 1)[0] if run.error else ""
+			),
+			"email_content": run.error,
+		},
+		sorted(set(users)),
+	)
+
+
+def retry_due_runs():
+	"""Scheduler: queue again every run whose retry time has come."""
+	for run_name in frappe.get_all(
+		"Sales Automation Run",
+		filters={"status": "Queued", "next_retry_at": ["<=", now_datetime()]},
+		pluck="name",
+	):
+		enqueue_run(frappe.get_doc("Sales Automation Run", run_name))
+
+
+def cancel_runs_of_order(sales_order_name: str):
+	for run_name in frappe.get_all(
+		"Sales Automation Run",
+		filters={"sales_order": sales_order_name, "status": ["in", [*ACTIVE_STATUSES, "Failed"]]},
+		pluck="name",
+	):
+		frappe.db.set_value("Sales Automation Run", run_name, "status", "Cancelled")
+
+
+# --- the steps ---------------------------------------------------------------------------------------
+
+
+class Cycle:
+	"""The steps of one run. Each re-reads the order and the documents already linked to it."""
+
+	def __init__(self, run, rule):
+		self.run = run
+		self.rule = rule
+		self.options = frappe._dict(run.flags.get("options") or {})
+
+	def order(self):
+		return frappe.get_doc("Sales Order", self.run.sales_order)
+
+	def run_step(self, step):
+		handler = {DELIVERY_NOTE: self.deliver, SALES_INVOICE: self.invoice, PAYMENT_ENTRY: self.pay}[
+			step.step
+		]
+		status, document, message = handler()
+		step.status = status
+		step.reference_doctype = document.doctype if document else None
+		step.reference_name = document.name if document else None
+		step.message = message
+		step.traceback = None
+		step.finished_at = now_datetime()
+		if document:
+			self.run.set(frappe.scrub(document.doctype), document.name)
+
+	# Delivery Note ---------------------------------------------------------------------------------
+
+	def deliver(self):
+		sales_order = self.order()
+		draft = linked_document(DELIVERY_NOTE, "against_sales_order", sales_order.name, docstatus=0)
+		if draft:
+			return self.finish_document(draft, self.rule.submit_delivery_note, _("Used the existing draft"))
+		rows = [
+			row
+			for row in sales_order.items
+			if flt(row.delivered_qty) < flt(row.qty)
+			and not row.delivered_by_supplier
+			and is_stock_item(row.item_code)
+		]
+		if not rows:
+			delivered = linked_document(DELIVERY_NOTE, "against_sales_order", sales_order.name, docstatus=1)
+			return "Skipped", delivered, _("Nothing left to deliver")
+		caps, shortage = self.available_quantities(rows)
+		if shortage and not caps:
+			return "Skipped", None, shortage
+		frappe.has_permission(DELIVERY_NOTE, "create", throw=True)
+		delivery_note = map_delivery_note(sales_order.name)
+		cap_rows(delivery_note, caps)
+		delivery_note.insert()
+		return self.finish_document(delivery_note, self.rule.submit_delivery_note, shortage)
+
+	def available_quantities(self, rows) -> tuple[dict, str | None]:
+		"""Per Sales Order row, the qty that can ship now under the rule's shortage policy.
+
+		Returns ({so_detail: qty} for rows that must be capped, a message when stock is short)."""
+		if cint(frappe.db.get_single_value("Stock Settings", "allow_negative_stock")):
+			return {}, None
+		on_hand = {}
+		caps, short = {}, []
+		for row in rows:
+			key = (row.item_code, row.warehouse)
+			if key not in on_hand:
+				on_hand[key] = flt(
+					frappe.db.get_value(
+						"Bin", {"item_code": row.item_code, "warehouse": row.warehouse}, "actual_qty"
+					)
+				)
+			needed = (flt(row.qty) - flt(row.delivered_qty)) * flt(row.conversion_factor or 1)
+			available = max(on_hand[key], 0)
+			on_hand[key] = available - min(needed, available)
+			if available < needed:
+				short.append(
+					_("{0} in {1}: {2} needed, {3} available").format(
+						row.item_code, row.warehouse, needed, available
+					)
+				)
+				caps[row.name] = available / flt(row.conversion_factor or 1)
+		if not short:
+			return {}, None
+		detail = "; ".join(short)
+		policy = self.rule.shortage_policy or "Fail"
+		if policy == "Fail":
+			frappe.throw(
+				_("Not enough stock: {0}").format(detail), exc=StockShortageError, title=_("Stock Short")
+			)
+		if policy == "Skip Delivery":
+			return {}, _("Delivery skipped, not enough stock: {0}").format(detail)
+		if all(caps.get(row.name, 1) <= 0 for row in rows):
+			return {}, _("Nothing delivered, no stock on hand: {0}").format(detail)
+		return caps, _("Delivered what is on hand, the rest stays open: {0}").format(detail)
+
+	# Sales Invoice ---------------------------------------------------------------------------------
+
+	def invoice(self):
+		sales_order = self.order()
+		draft = linked_document(SALES_INVOICE, "sales_order", sales_order.name, docstatus=0)
+		if draft:
+			return self.finish_document(draft, self.rule.submit_sales_invoice, _("Used the existing draft"))
+		if flt(sales_order.per_billed) >= 100:
+			billed = linked_document(SALES_INVOICE, "sales_order", sales_order.name, docstatus=1)
+			return "Skipped", billed, _("Already fully billed")
+		frappe.has_permission(SALES_INVOICE, "create", throw=True)
+		shortage = None
+		if self.rule.invoice_source == INVOICE_FROM_DELIVERY_NOTE:
+			delivery_note_name = self.unbilled_delivery_note(sales_order.name)
+			if not delivery_note_name:
+				return "Skipped", None, _("No submitted Delivery Note left to invoice")
+			sales_invoice = map_invoice_from_delivery_note(delivery_note_name)
+		else:
+			sales_invoice = map_invoice_from_order(sales_order.name)
+			if self.rule.invoice_source == INVOICE_UPDATING_STOCK:
+				sales_invoice.update_stock = 1
+				rows = [row for row in sales_order.items if is_stock_item(row.item_code)]
+				caps, shortage = self.available_quantities(rows) if rows else ({}, None)
+				if shortage and not caps:
+					return "Skipped", None, shortage
+				cap_rows(sales_invoice, caps)
+		if sales_order.payment_terms_template and not sales_invoice.payment_terms_template:
+			# ERPNext copies the order's terms only with an Accounts Setting on; the rule's invoices keep them
+			sales_invoice.payment_terms_template = sales_order.payment_terms_template
+			sales_invoice.payment_schedule = []
+		if flt(sales_order.advance_paid) > 0:
+			sales_invoice.allocate_advances_automatically = 1
+		sales_invoice.insert()
+		status, document, message = self.finish_document(
+			sales_invoice, self.rule.submit_sales_invoice, shortage
+		)
+		if self.rule.email_invoice and document.docstatus == 1:
+			message = " ".join(filter(None, [message, email_invoice(document)]))
+		return status, document, message
+
+	def unbilled_delivery_note(self, sales_order_name: str) -> str | None:
+		if self.run.delivery_note and frappe.db.get_value(
+			DELIVERY_NOTE, self.run.delivery_note, ["docstatus", "per_billed"], as_dict=True
+		) == {"docstatus": 1, "per_billed": 0}:
+			return self.run.delivery_note
+		candidates = frappe.get_all(
+			"Delivery Note Item",
+			filters={"against_sales_order": sales_order_name, "docstatus": 1, "parenttype": DELIVERY_NOTE},
+			pluck="parent",
+			distinct=True,
+		)
+		for name in candidates:
+			if flt(frappe.db.get_value(DELIVERY_NOTE, name, "per_billed")) < 100 and not frappe.db.get_value(
+				DELIVERY_NOTE, name, "is_return"
+			):
+				return name
+		return None
+
+	# Payment Entry ---------------------------------------------------------------------------------
+
+	def pay(self):
+		sales_order = self.order()
+		if self.rule.payment_against == PAY_IN_ADVANCE:
+			reference_doctype, reference_name = "Sales Order", sales_order.name
+			outstanding = flt(sales_order.rounded_total or sales_order.grand_total) - flt(
+				sales_order.advance_paid
+			)
+			if flt(sales_order.per_billed) >= 100:
+				return "Skipped", None, _("The order is already billed; nothing to pay in advance")
+		else:
+			reference_doctype = SALES_INVOICE
+			reference_name = self.run.sales_invoice or linked_document(
+				SALES_INVOICE, "sales_order", sales_order.name, docstatus=1, name_only=True
+			)
+			if not reference_name:
+				return "Skipped", None, _("No submitted Sales Invoice to pay")
+			if frappe.db.get_value(SALES_INVOICE, reference_name, "docstatus") != 1:
+				frappe.throw(
+					_(
+						"Sales Invoice {0} is a draft; a payment can only be made against a submitted invoice."
+					).format(reference_name),
+					exc=StepFailedError,
+				)
+			outstanding = flt(frappe.db.get_value(SALES_INVOICE, reference_name, "outstanding_amount"))
+		draft = draft_payment(reference_doctype, reference_name)
+		if draft:
+			return self.finish_document(draft, self.rule.submit_payment_entry, _("Used the existing draft"))
+		if outstanding <= 0:
+			return "Skipped", None, _("{0} {1} is already paid").format(_(reference_doctype), reference_name)
+		frappe.has_permission(PAYMENT_ENTRY, "create", throw=True)
+		payment_entry = self.map_payment(sales_order, reference_doctype, reference_name)
+		payment_entry.insert()
+		return self.finish_document(payment_entry, self.rule.submit_payment_entry, None)
+
+	def map_payment(self, sales_order, reference_doctype: str, reference_name: str):
+		from erpnext.accounts.doctype.payment_entry.payment_entry import get_payment_entry
+		from erpnext.accounts.doctype.sales_invoice.sales_invoice import get_bank_cash_account
+
+		mode_of_payment = self.options.mode_of_payment or self.rule.mode_of_payment
+		account = (
+			get_bank_cash_account(mode_of_payment, sales_order.company)["account"]
+			if mode_of_payment
+			else None
+		)
+		payment_entry = get_payment_entry(reference_doctype, reference_name, bank_account=account)
+		payment_entry.mode_of_payment = mode_of_payment
+		pattern = self.options.reference_no or self.rule.reference_no_pattern or "{sales_order}"
+		payment_entry.reference_no = pattern.format_map(
+			frappe._dict(
+				sales_order=sales_order.name,
+				po_no=sales_order.po_no or sales_order.name,
+				customer=sales_order.customer,
+				sales_invoice=reference_name if reference_doctype == SALES_INVOICE else "",
+			)
+		)[:140]
+		payment_entry.reference_date = self.options.reference_date or nowdate()
+		return payment_entry
+
+	# shared ----------------------------------------------------------------------------------------
+
+	def finish_document(self, document, submit: bool, message: str | None):
+		if submit and document.docstatus == 0:
+			document.submit()
+		return "Completed", document, message
+
+	def left_open(self) -> bool:
+		"""Whether the order still has something the rule should have delivered or billed."""
+		sales_order = self.order()
+		if self.rule.create_delivery_note or self.rule.invoice_source == INVOICE_UPDATING_STOCK:
+			for row in sales_order.items:
+				if (
+					is_stock_item(row.item_code)
+					and flt(row.delivered_qty) < flt(row.qty)
+					and not row.delivered_by_supplier
+				):
+					return True
+		return bool(
+			self.rule.create_sales_invoice
+			and self.rule.submit_sales_invoice
+			and flt(sales_order.per_billed) < 100
+		)
+
+
+def map_delivery_note(sales_order_name: str):
+	from erpnext.selling.doctype.sales_order.sales_order import make_delivery_note
+
+	return make_delivery_note(sales_order_name)
+
+
+def map_invoice_from_order(sales_order_name: str):
+	from erpnext.selling.doctype.sales_order.sales_order import make_sales_invoice
+
+	sales_invoice = make_sales_invoice(sales_order_name)
+	# the mapper skips permission checks on insert and submit; the caller's own rights apply here
+	sales_invoice.flags.ignore_permissions = False
+	return sales_invoice
+
+
+def map_invoice_from_delivery_note(delivery_note_name: str):
+	from erpnext.stock.doctype.delivery_note.delivery_note import make_sales_invoice
+
+	return make_sales_invoice(delivery_note_name)
+
+
+def cap_rows(document, caps: dict):
+	"""Lower mapped rows to the qty that can ship (`caps` by Sales Order row) and drop empty rows."""
+	if not caps:
+		return
+	for row in list(document.items):
+		if row.so_detail in caps:
+			row.qty = caps[row.so_detail]
+	document.items = [row for row in document.items if flt(row.qty) > 0]
+	for idx, row in enumerate(document.items, start=1):
+		row.idx = idx
+	document.calculate_taxes_and_totals()
+
+
+def linked_document(doctype: str, link_field: str, sales_order_name: str, docstatus: int, name_only=False):
+	"""The newest document of `doctype` with a row linked to the order, with the given docstatus."""
+	child = f"{doctype} Item"
+	names = frappe.get_all(
+		child,
+		filters={link_field: sales_order_name, "docstatus": docstatus, "parenttype": doctype},
+		pluck="parent",
+		distinct=True,
+	)
+	if not names:
+		return None
+	name = frappe.get_all(
+		doctype, filters={"name": ["in", names]}, order_by="creation desc", pluck="name", limit=1
+	)[0]
+	return name if name_only else frappe.get_doc(doctype, name)
+
+
+def draft_payment(reference_doctype: str, reference_name: str):
+	names = frappe.get_all(
+		"Payment Entry Reference",
+		filters={
+			"reference_doctype": reference_doctype,
+			"reference_name": reference_name,
+			"docstatus": 0,
+			"parenttype": PAYMENT_ENTRY,
+		},
+		pluck="parent",
+		distinct=True,
+	)
+	return frappe.get_doc(PAYMENT_ENTRY, names[0]) if names else None
+
+
+def is_stock_item(item_code: str) -> bool:
+	return bool(frappe.get_cached_value("Item", item_code, "is_stock_item"))
+
+
+def email_invoice(sales_invoice) -> str:
+	"""Queue the invoice to the customer's e-mail with its print attached (rendered when sent)."""
+	recipient = sales_invoice.contact_email or frappe.db.get_value(
+		"Customer", sales_invoice.customer, "email_id"
+	)
+	if not recipient:
+		return _("Not e-mailed: the customer has no e-mail address.")
+	frappe.sendmail(
+		recipients=[recipient],
+		subject=_("Invoice {0}").format(sales_invoice.name),
+		message=_("Dear {0},<br><br>please find invoice {1} for {2} attached.").format(
+			sales_invoice.customer_name,
+			sales_invoice.name,
+			frappe.format_value(
+				sales_invoice.grand_total, {"fieldtype": "Currency", "options": sales_invoice.currency}
+			),
+		),
+		reference_doctype=SALES_INVOICE,
+		reference_name=sales_invoice.name,
+		attachments=[{"print_format_attachment": 1, "doctype": SALES_INVOICE, "name": sales_invoice.name}],
+	)
+	return _("E-mailed to {0}.").format(recipient)

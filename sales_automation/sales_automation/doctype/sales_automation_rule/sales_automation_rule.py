@@ -1,0 +1,169 @@
+import json
+
+import frappe
+from frappe import _
+from frappe.model.document import Document
+from frappe.utils import flt
+from frappe.utils.data import evaluate_filters
+
+from sales_automation.exceptions import InvalidRuleError
+
+# rule field -> Sales Order field. Some rule fields carry an "order_" prefix because Frappe pre-fills a
+# new document's Link fields from the user's defaults by fieldname (currency, customer_group,
+# territory), which would silently narrow a new rule.
+CONDITION_FIELDS = {
+	"company": "company",
+	"customer": "customer",
+	"order_customer_group": "customer_group",
+	"order_territory": "territory",
+	"order_type": "order_type",
+	"order_currency": "currency",
+	"payment_terms_template": "payment_terms_template",
+}
+
+
+class SalesAutomationRule(Document):
+	def validate(self):
+		self.validate_filters()
+		self.validate_totals()
+		self.validate_actions()
+		self.validate_mode_of_payment()
+
+	def refuse(self, fieldname: str, message: str):
+		label = _(self.meta.get_label(fieldname))
+		frappe.throw(
+			_("{0}: {1}").format(frappe.bold(label), message),
+			exc=InvalidRuleError,
+			title=_("Invalid Sales Automation Rule"),
+		)
+
+	def validate_filters(self):
+		if not (self.order_filters or "").strip():
+			self.order_filters = None
+			return
+		try:
+			filters = json.loads(self.order_filters)
+		except ValueError:
+			self.refuse(
+				"order_filters", _("must be valid JSON, e.g. {0}").format('[["po_no", "like", "WEB-%"]]')
+			)
+		if not isinstance(filters, list | dict):
+			self.refuse("order_filters", _("must be a list of filters or a dict of field: value"))
+		meta = frappe.get_meta("Sales Order")
+		rows = filters.items() if isinstance(filters, dict) else filters
+		for row in rows:
+			fieldname = row[0] if isinstance(row, tuple | list) and row else None
+			if isinstance(row, list) and len(row) == 4:
+				fieldname = row[1]
+			if not fieldname or not (meta.has_field(fieldname) or fieldname in ("name", "docstatus")):
+				self.refuse(
+					"order_filters", _("{0} is not a field of Sales Order").format(frappe.bold(fieldname))
+				)
+
+	def validate_totals(self):
+		if flt(self.min_grand_total) < 0:
+			self.refuse("min_grand_total", _("cannot be negative"))
+		if flt(self.max_grand_total) < 0:
+			self.refuse("max_grand_total", _("cannot be negative"))
+		if flt(self.max_grand_total) and flt(self.min_grand_total) > flt(self.max_grand_total):
+			self.refuse("min_grand_total", _("cannot be greater than Max Grand Total"))
+
+	def validate_actions(self):
+		if not (self.create_delivery_note or self.create_sales_invoice or self.create_payment_entry):
+			self.refuse("create_delivery_note", _("the rule creates nothing: enable at least one document"))
+		if self.create_sales_invoice:
+			if self.invoice_source == "Delivery Note" and not self.create_delivery_note:
+				self.refuse(
+					"invoice_source",
+					_("an invoice from the Delivery Note needs Create Delivery Note"),
+				)
+			if self.invoice_source == "Delivery Note" and not self.submit_delivery_note:
+				self.refuse(
+					"invoice_source",
+					_(
+						"an invoice from the Delivery Note needs Submit Delivery Note (drafts cannot be invoiced)"
+					),
+				)
+			if self.invoice_source == "Sales Order (Update Stock)" and self.create_delivery_note:
+				self.refuse(
+					"invoice_source",
+					_(
+						"an invoice that updates stock cannot be combined with Create Delivery Note (stock would move twice)"
+					),
+				)
+		if self.email_invoice and not (self.create_sales_invoice and self.submit_sales_invoice):
+			self.refuse("email_invoice", _("only a submitted Sales Invoice can be e-mailed"))
+		if self.create_payment_entry and self.payment_against == "Sales Invoice":
+			if not self.create_sales_invoice:
+				self.refuse(
+					"payment_against", _("a payment against the Sales Invoice needs Create Sales Invoice")
+				)
+			if not self.submit_sales_invoice:
+				self.refuse(
+					"submit_payment_entry" if self.submit_payment_entry else "payment_against",
+					_(
+						"a payment against the Sales Invoice needs Submit Sales Invoice (drafts cannot be paid)"
+					),
+				)
+		if self.create_payment_entry and self.payment_against == "Sales Order (Advance)":
+			if self.create_sales_invoice and self.submit_sales_invoice and not self.submit_payment_entry:
+				self.refuse(
+					"submit_payment_entry",
+					_("a draft advance cannot be allocated by the submitted invoice; submit the payment"),
+				)
+		if self.create_payment_entry and self.reference_no_pattern:
+			try:
+				self.reference_no_pattern.format_map(
+					frappe._dict(sales_order="", po_no="", customer="", sales_invoice="")
+				)
+			except (KeyError, ValueError, IndexError):
+				self.refuse(
+					"reference_no_pattern",
+					_("use only the placeholders {0}").format(
+						"{sales_order}, {po_no}, {customer}, {sales_invoice}"
+					),
+				)
+
+	def validate_mode_of_payment(self):
+		if not (self.create_payment_entry and self.mode_of_payment and self.company):
+			return
+		if not frappe.db.get_value(
+			"Mode of Payment Account",
+			{"parent": self.mode_of_payment, "company": self.company},
+			"default_account",
+		):
+			self.refuse(
+				"mode_of_payment",
+				_("{0} has no default account for company {1}").format(self.mode_of_payment, self.company),
+			)
+
+	def match(self, sales_order) -> str | None:
+		"""Why this rule applies to `sales_order`, or None when it does not."""
+		reasons = []
+		for fieldname, order_fieldname in CONDITION_FIELDS.items():
+			expected = self.get(fieldname)
+			if not expected:
+				continue
+			if sales_order.get(order_fieldname) != expected:
+				return None
+			reasons.append(f"{order_fieldname} = {expected}")
+		grand_total = flt(sales_order.grand_total)
+		if flt(self.min_grand_total) and grand_total < flt(self.min_grand_total):
+			return None
+		if flt(self.max_grand_total) and grand_total > flt(self.max_grand_total):
+			return None
+		if flt(self.min_grand_total) or flt(self.max_grand_total):
+			reasons.append(
+				f"grand_total {grand_total} in [{flt(self.min_grand_total)}, {flt(self.max_grand_total) or '∞'}]"
+			)
+		if self.order_filters:
+			# frappe's compare() cannot take None (e.g. "like" on an empty PO number)
+			values = frappe._dict(
+				{key: "" if value is None else value for key, value in sales_order.as_dict().items()}
+			)
+			if not evaluate_filters(values, json.loads(self.order_filters)):
+				return None
+			reasons.append(f"filters {self.order_filters}")
+		return _("Rule {0} (priority {1}) matched: {2}").format(
+			self.name, self.priority, ", ".join(reasons) or _("no conditions")
+		)

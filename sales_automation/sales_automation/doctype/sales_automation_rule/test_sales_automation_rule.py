@@ -1,0 +1,63 @@
+import frappe
+from frappe.tests.utils import FrappeTestCase
+
+from sales_automation.exceptions import InvalidRuleError
+from sales_automation.tests.factories import make_customer, make_rule, test_env
+
+INVALID_RULES = [
+	({"create_delivery_note": 0, "invoice_source": "Delivery Note"}, "Invoice From"),
+	({"submit_delivery_note": 0, "invoice_source": "Delivery Note"}, "Invoice From"),
+	({"invoice_source": "Sales Order (Update Stock)"}, "Invoice From"),
+	({"create_sales_invoice": 0}, "Payment Against"),
+	({"submit_sales_invoice": 0}, "Submit Payment Entry"),
+	(
+		{"create_delivery_note": 0, "create_sales_invoice": 0, "create_payment_entry": 0},
+		"Create Delivery Note",
+	),
+	(
+		{"email_invoice": 1, "submit_sales_invoice": 0, "create_payment_entry": 0},
+		"E-mail Invoice To Customer",
+	),
+	({"min_grand_total": 500, "max_grand_total": 100}, "Min Grand Total"),
+	({"order_filters": "[[not json"}, "Additional Filters"),
+	({"order_filters": '[["no_such_field", "=", 1]]'}, "Additional Filters"),
+	({"reference_no_pattern": "{order_id}"}, "Reference No Pattern"),
+	(
+		{"payment_against": "Sales Order (Advance)", "submit_payment_entry": 0},
+		"Submit Payment Entry",
+	),
+]
+
+
+class TestSalesAutomationRule(FrappeTestCase):
+	def test_invalid_combinations_are_refused_naming_the_field(self):
+		customer = make_customer()
+		for fields, label in INVALID_RULES:
+			with self.subTest(fields=fields):
+				with self.assertRaises(InvalidRuleError) as caught:
+					make_rule(customer, **fields)
+				self.assertIn(label, str(caught.exception))
+				self.assertFalse(frappe.db.exists("Sales Automation Rule", {"customer": customer}))
+
+	def test_mode_of_payment_without_account_for_the_company_is_refused(self):
+		env = test_env()
+		mode = frappe.get_doc(
+			{
+				"doctype": "Mode of Payment",
+				"mode_of_payment": f"_SA No Account {frappe.generate_hash(length=6)}",
+				"type": "Cash",
+			}
+		).insert()
+		with self.assertRaises(InvalidRuleError) as caught:
+			make_rule(make_customer(), mode_of_payment=mode.name)
+		self.assertIn("Mode of Payment", str(caught.exception))
+		self.assertIn(env.company, str(caught.exception))
+
+	def test_valid_rule_is_saved(self):
+		rule = make_rule(make_customer(), order_filters='[["po_no", "like", "WEB-%"]]')
+		self.assertTrue(frappe.db.exists("Sales Automation Rule", rule.name))
+
+	def test_a_new_rule_has_no_condition_prefilled_from_user_defaults(self):
+		rule = frappe.new_doc("Sales Automation Rule")
+		for fieldname in ("order_currency", "order_customer_group", "order_territory", "customer"):
+			self.assertFalse(rule.get(fieldname), fieldname)
