@@ -5,6 +5,7 @@ from frappe.tests.utils import FrappeTestCase
 from frappe.utils import add_days, flt, nowdate
 
 from sales_automation import engine
+from sales_automation.api.runs import resume_run
 from sales_automation.exceptions import StepFailedError
 from sales_automation.setup.demo import ensure_account, ensure_api_user, receive_stock
 from sales_automation.tests.factories import (
@@ -597,8 +598,10 @@ class TestRetryAndResume(EngineTestCase):
 		mode.reload()
 		mode.append("accounts", {"company": COMPANY, "default_account": self.env.cash_account})
 		mode.save()
-		run.resume()
+		answer = resume_run(run.name)
 		run.reload()
+		self.assertEqual(answer["status"], "Completed")
+		self.assertEqual(answer["payment_entry"], run.payment_entry)
 
 		after = documents_of(sales_order.name)
 		self.assertEqual(after["Delivery Note"], before["Delivery Note"])

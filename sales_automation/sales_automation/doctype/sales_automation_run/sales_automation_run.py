@@ -1,16 +1,13 @@
 import frappe
 from frappe.model.document import Document
 
-from sales_automation import engine
-
-RESUME_ROLES = ("System Manager", "Sales Manager")
+from sales_automation.api.runs import resume_run
 
 
 class SalesAutomationRun(Document):
 	@frappe.whitelist(methods=["POST"])
 	def resume(self):
-		"""Retry / Resume: continue from the first step not done."""
-		frappe.only_for(RESUME_ROLES)
-		self.check_permission("write")
-		engine.resume(self)
+		"""The form's Resume button: the same action as the API's resume_run."""
+		resume_run(self.name)
+		self.reload()
 		return self.as_dict()
