@@ -283,7 +283,6 @@ class Cycle:
 	def __init__(self, run, rule):
 		self.run = run
 		self.rule = rule
-		self.options = frappe._dict(run.flags.get("options") or {})
 
 	def order(self):
 		return frappe.get_doc("Sales Order", self.run.sales_order)
@@ -466,7 +465,7 @@ class Cycle:
 		from erpnext.accounts.doctype.payment_entry.payment_entry import get_payment_entry
 		from erpnext.accounts.doctype.sales_invoice.sales_invoice import get_bank_cash_account
 
-		mode_of_payment = self.options.mode_of_payment or self.rule.mode_of_payment
+		mode_of_payment = self.rule.mode_of_payment
 		account = (
 			get_bank_cash_account(mode_of_payment, sales_order.company)["account"]
 			if mode_of_payment
@@ -474,7 +473,7 @@ class Cycle:
 		)
 		payment_entry = get_payment_entry(reference_doctype, reference_name, bank_account=account)
 		payment_entry.mode_of_payment = mode_of_payment
-		pattern = self.options.reference_no or self.rule.reference_no_pattern or "{sales_order}"
+		pattern = self.rule.reference_no_pattern or "{sales_order}"
 		payment_entry.reference_no = pattern.format_map(
 			frappe._dict(
 				sales_order=sales_order.name,
@@ -483,7 +482,7 @@ class Cycle:
 				sales_invoice=reference_name if reference_doctype == SALES_INVOICE else "",
 			)
 		)[:140]
-		payment_entry.reference_date = self.options.reference_date or nowdate()
+		payment_entry.reference_date = nowdate()
 		return payment_entry
 
 	# shared ----------------------------------------------------------------------------------------

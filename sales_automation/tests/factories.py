@@ -113,6 +113,20 @@ def make_customer(prefix: str = "_SA Customer", **fields) -> str:
 	return name
 
 
+def make_mode_of_payment(prefix: str, account: str | None = None) -> str:
+	"""A new Cash mode of payment, with `account` as its default for the test company when given."""
+	mode = frappe.get_doc(
+		{
+			"doctype": "Mode of Payment",
+			"mode_of_payment": f"{prefix} {frappe.generate_hash(length=6)}",
+			"type": "Cash",
+		}
+	)
+	if account:
+		mode.append("accounts", {"company": COMPANY, "default_account": account})
+	return mode.insert().name
+
+
 def make_rule(customer: str, **fields):
 	"""An enabled rule for one customer: deliver, invoice from the Delivery Note, pay cash, same transaction."""
 	env = test_env()

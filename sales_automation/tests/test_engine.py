@@ -14,6 +14,7 @@ from sales_automation.tests.factories import (
 	gl_totals,
 	make_customer,
 	make_item,
+	make_mode_of_payment,
 	make_rule,
 	make_sales_order,
 	run_of,
@@ -574,15 +575,7 @@ class TestRetryAndResume(EngineTestCase):
 
 	def test_resume_after_payment_failure_creates_only_the_payment(self):
 		customer = make_customer()
-		mode = frappe.get_doc(
-			{
-				"doctype": "Mode of Payment",
-				"mode_of_payment": f"_SA Broken {frappe.generate_hash(length=6)}",
-				"type": "Cash",
-			}
-		)
-		mode.append("accounts", {"company": COMPANY, "default_account": self.env.cash_account})
-		mode.insert()
+		mode = frappe.get_doc("Mode of Payment", make_mode_of_payment("_SA Broken", self.env.cash_account))
 		make_rule(customer, execution_mode="Background", mode_of_payment=mode.name)
 		frappe.db.delete("Mode of Payment Account", {"parent": mode.name})  # the account goes missing later
 		sales_order = self.order(customer, [{"item_code": make_item(stock_qty=3), "qty": 1, "rate": 10}])

@@ -2,7 +2,7 @@ import frappe
 from frappe.tests.utils import FrappeTestCase
 
 from sales_automation.exceptions import InvalidRuleError
-from sales_automation.tests.factories import make_customer, make_rule, test_env
+from sales_automation.tests.factories import make_customer, make_mode_of_payment, make_rule, test_env
 
 INVALID_RULES = [
 	({"create_delivery_note": 0, "invoice_source": "Delivery Note"}, "Invoice From"),
@@ -41,15 +41,9 @@ class TestSalesAutomationRule(FrappeTestCase):
 
 	def test_mode_of_payment_without_account_for_the_company_is_refused(self):
 		env = test_env()
-		mode = frappe.get_doc(
-			{
-				"doctype": "Mode of Payment",
-				"mode_of_payment": f"_SA No Account {frappe.generate_hash(length=6)}",
-				"type": "Cash",
-			}
-		).insert()
+		mode_name = make_mode_of_payment("_SA No Account")
 		with self.assertRaises(InvalidRuleError) as caught:
-			make_rule(make_customer(), mode_of_payment=mode.name)
+			make_rule(make_customer(), mode_of_payment=mode_name)
 		self.assertIn("Mode of Payment", str(caught.exception))
 		self.assertIn(env.company, str(caught.exception))
 
