@@ -5,6 +5,8 @@ Every step re-reads the order and what already exists before it acts, so running
 makes a second document: that is what makes retry and resume safe.
 """
 
+import json
+
 import frappe
 from frappe import _
 from frappe.utils import add_to_date, cint, flt, now_datetime, nowdate, strip_html
@@ -50,6 +52,22 @@ def find_rule(sales_order) -> tuple[str | None, str | None]:
 	return None, None
 
 
+RULE_ACTION_FIELDS = (
+	"create_delivery_note",
+	"submit_delivery_note",
+	"shortage_policy",
+	"create_sales_invoice",
+	"invoice_source",
+	"submit_sales_invoice",
+	"email_invoice",
+	"create_payment_entry",
+	"payment_against",
+	"mode_of_payment",
+	"reference_no_pattern",
+	"submit_payment_entry",
+)
+
+
 def plan_steps(rule) -> list[str]:
 	"""The steps a rule asks for, in the order they must run."""
 	steps = []
@@ -89,15 +107,22 @@ def start_for_order(sales_order, trigger: str = "Submit", rule_name: str | None 
 	return run
 
 
-def create_run(sales_order, rule, reason: str, trigger: str, execution_mode: str):
+def create_run(
+	sales_order, rule, reason: str, trigger: str, execution_mode: str, steps=None, payment: dict | None = None
+):
+	"""Record a run of `rule` (saved or not) for the order; `steps` narrows the rule's steps."""
 	run = frappe.new_doc("Sales Automation Run")
 	run.update(
 		{
 			"sales_order": sales_order.name,
 			"company": sales_order.company,
 			"customer": sales_order.customer,
-			"rule": rule.name,
-			"rule_version": rule.modified,
+			"rule": rule.name if not rule.is_new() else None,
+			"rule_version": rule.modified if not rule.is_new() else None,
+			"rule_snapshot": json.dumps(
+				{field: rule.get(field) for field in RULE_ACTION_FIELDS}, sort_keys=True
+			),
+			"payment_options": json.dumps(payment, sort_keys=True) if payment else None,
 			"match_reason": reason,
 			"trigger": trigger,
 			"execution_mode": execution_mode,
@@ -105,7 +130,8 @@ def create_run(sales_order, rule, reason: str, trigger: str, execution_mode: str
 		}
 	)
 	for step in plan_steps(rule):
-		run.append("steps", {"step": step, "status": "Pending"})
+		if steps is None or step in steps:
+			run.append("steps", {"step": step, "status": "Pending"})
 	# The run log is the app's own bookkeeping, written for whoever submitted the order; the documents
 	# of the cycle are created with the caller's own permissions.
 	run.insert(ignore_permissions=True)
@@ -155,16 +181,26 @@ def resume(run):
 	return run
 
 
-def execute(run, raise_errors: bool):
+def rule_of(run):
+	"""The rule a run follows: the snapshot taken when it started (so retries follow the same rule)."""
+	if run.rule_snapshot:
+		rule = frappe.new_doc("Sales Automation Rule")
+		rule.update(json.loads(run.rule_snapshot))
+		rule.rule_name = run.rule
+		return rule
+	return frappe.get_doc("Sales Automation Rule", run.rule)
+
+
+def execute(run, raise_errors: bool, rule=None, retry: bool = True):
 	"""Run every step of `run` not yet done, in order.
 
 	raise_errors=True (same transaction): a failing step raises StepFailedError naming the step, so the
 	caller's whole transaction, the order's submit included, is rolled back.
 	raise_errors=False: each step runs in a savepoint; a failure rolls back that step only, is recorded
-	on the run and is retried with backoff until the attempts run out.
+	on the run and (with `retry`) is retried with backoff until the attempts run out.
 	"""
 	settings = get_settings()
-	rule = frappe.get_doc("Sales Automation Rule", run.rule)
+	rule = rule or rule_of(run)
 	run.status = "Running"
 	run.attempts = cint(run.attempts) + 1
 	run.started_at = run.started_at or now_datetime()
@@ -179,20 +215,14 @@ def execute(run, raise_errors: bool):
 			try:
 				cycle.run_step(step)
 			except Exception as exc:
-				frappe.throw(
-					_("Sales automation could not complete the {0} step: {1}").format(
-						_(step.step), error_message(exc)
-					),
-					exc=StepFailedError,
-					title=_("Sales Automation: {0} failed").format(_(step.step)),
-				)
+				raise_step_failure(step.step, exc)
 			continue
 		frappe.db.savepoint(STEP_SAVEPOINT)
 		try:
 			cycle.run_step(step)
 		except Exception as exc:
 			frappe.db.rollback(save_point=STEP_SAVEPOINT)
-			record_failure(run, step, exc, settings)
+			record_failure(run, step, exc, settings, retry)
 			break
 	else:
 		run.status = "Partially Completed" if cycle.left_open() else "Completed"
@@ -202,7 +232,22 @@ def execute(run, raise_errors: bool):
 	return run
 
 
-def record_failure(run, step, exc: Exception, settings):
+def raise_step_failure(step: str, exc: Exception):
+	"""Refuse the whole transaction with one message naming the step; keep the cause for the API."""
+	frappe.local.message_log = []
+	try:
+		frappe.throw(
+			_("Sales automation could not complete the {0} step: {1}").format(_(step), error_message(exc)),
+			exc=StepFailedError,
+			title=_("Sales Automation: {0} failed").format(_(step)),
+		)
+	except StepFailedError as error:
+		error.step = frappe.scrub(step)
+		error.cause = exc
+		raise error from exc
+
+
+def record_failure(run, step, exc: Exception, settings, retry: bool = True):
 	message = error_message(exc)
 	step.status = "Failed"
 	step.message = message
@@ -211,7 +256,10 @@ def record_failure(run, step, exc: Exception, settings):
 	run.error = f"{step.step}: {message}"
 	# what the failed step put in the message log must not leak into the caller's response
 	frappe.local.message_log = []
-	if cint(run.attempts) < cint(settings.max_attempts):
+	if not retry:
+		run.status = "Failed"
+		run.finished_at = now_datetime()
+	elif cint(run.attempts) < cint(settings.max_attempts):
 		backoff = cint(settings.retry_backoff_seconds) * 2 ** (cint(run.attempts) - 1)
 		run.status = "Queued"
 		run.next_retry_at = add_to_date(now_datetime(), seconds=backoff)
@@ -222,7 +270,10 @@ def record_failure(run, step, exc: Exception, settings):
 
 
 def error_message(exc: Exception) -> str:
-	message = strip_html(str(exc.args[0] if getattr(exc, "args", None) else exc) or "").strip()
+	args = getattr(exc, "args", None) or (exc,)
+	# database errors carry (code, text)
+	text = args[1] if len(args) > 1 and isinstance(args[0], int) else args[0]
+	message = strip_html(str(text) or "").strip()
 	return message or exc.__class__.__name__
 
 
@@ -283,6 +334,7 @@ class Cycle:
 	def __init__(self, run, rule):
 		self.run = run
 		self.rule = rule
+		self.payment = frappe._dict(json.loads(run.payment_options or "{}"))
 
 	def order(self):
 		return frappe.get_doc("Sales Order", self.run.sales_order)
@@ -325,6 +377,7 @@ class Cycle:
 		delivery_note = map_delivery_note(sales_order.name)
 		cap_rows(delivery_note, caps)
 		delivery_note.insert()
+		self.created(delivery_note)
 		return self.finish_document(delivery_note, self.rule.submit_delivery_note, shortage)
 
 	def available_quantities(self, rows) -> tuple[dict, str | None]:
@@ -400,6 +453,7 @@ class Cycle:
 		if flt(sales_order.advance_paid) > 0:
 			sales_invoice.allocate_advances_automatically = 1
 		sales_invoice.insert()
+		self.created(sales_invoice)
 		status, document, message = self.finish_document(
 			sales_invoice, self.rule.submit_sales_invoice, shortage
 		)
@@ -459,21 +513,24 @@ class Cycle:
 		frappe.has_permission(PAYMENT_ENTRY, "create", throw=True)
 		payment_entry = self.map_payment(sales_order, reference_doctype, reference_name)
 		payment_entry.insert()
+		self.created(payment_entry)
 		return self.finish_document(payment_entry, self.rule.submit_payment_entry, None)
 
 	def map_payment(self, sales_order, reference_doctype: str, reference_name: str):
 		from erpnext.accounts.doctype.payment_entry.payment_entry import get_payment_entry
 		from erpnext.accounts.doctype.sales_invoice.sales_invoice import get_bank_cash_account
 
-		mode_of_payment = self.rule.mode_of_payment
+		mode_of_payment = self.payment.mode_of_payment or self.rule.mode_of_payment
 		account = (
 			get_bank_cash_account(mode_of_payment, sales_order.company)["account"]
 			if mode_of_payment
 			else None
 		)
-		payment_entry = get_payment_entry(reference_doctype, reference_name, bank_account=account)
+		payment_entry = get_payment_entry(
+			reference_doctype, reference_name, party_amount=self.payment.amount, bank_account=account
+		)
 		payment_entry.mode_of_payment = mode_of_payment
-		pattern = self.rule.reference_no_pattern or "{sales_order}"
+		pattern = self.payment.reference_no or self.rule.reference_no_pattern or "{sales_order}"
 		payment_entry.reference_no = pattern.format_map(
 			frappe._dict(
 				sales_order=sales_order.name,
@@ -482,10 +539,13 @@ class Cycle:
 				sales_invoice=reference_name if reference_doctype == SALES_INVOICE else "",
 			)
 		)[:140]
-		payment_entry.reference_date = nowdate()
+		payment_entry.reference_date = self.payment.reference_date or nowdate()
 		return payment_entry
 
 	# shared ----------------------------------------------------------------------------------------
+
+	def created(self, document):
+		self.run.flags.setdefault("created_documents", set()).add(document.name)
 
 	def finish_document(self, document, submit: bool, message: str | None):
 		if submit and document.docstatus == 0:
@@ -544,21 +604,37 @@ def cap_rows(document, caps: dict):
 	document.calculate_taxes_and_totals()
 
 
-def linked_document(doctype: str, link_field: str, sales_order_name: str, docstatus: int, name_only=False):
-	"""The newest document of `doctype` with a row linked to the order, with the given docstatus."""
-	child = f"{doctype} Item"
-	names = frappe.get_all(
-		child,
+def linked_names(doctype: str, link_field: str, sales_order_name: str, docstatus: int) -> list[str]:
+	"""Names of the documents of `doctype` with a row linked to the order, with the given docstatus."""
+	return frappe.get_all(
+		f"{doctype} Item",
 		filters={link_field: sales_order_name, "docstatus": docstatus, "parenttype": doctype},
 		pluck="parent",
 		distinct=True,
 	)
+
+
+def linked_document(doctype: str, link_field: str, sales_order_name: str, docstatus: int, name_only=False):
+	"""The newest document of `doctype` with a row linked to the order, with the given docstatus."""
+	names = linked_names(doctype, link_field, sales_order_name, docstatus)
 	if not names:
 		return None
 	name = frappe.get_all(
 		doctype, filters={"name": ["in", names]}, order_by="creation desc", pluck="name", limit=1
 	)[0]
 	return name if name_only else frappe.get_doc(doctype, name)
+
+
+def payment_of(sales_invoice_name: str):
+	"""The newest submitted Payment Entry allocated to the invoice, or None."""
+	names = frappe.get_all(
+		"Payment Entry Reference",
+		filters={"reference_doctype": SALES_INVOICE, "reference_name": sales_invoice_name, "docstatus": 1},
+		pluck="parent",
+		order_by="creation desc",
+		limit=1,
+	)
+	return frappe.get_doc(PAYMENT_ENTRY, names[0]) if names else None
 
 
 def draft_payment(reference_doctype: str, reference_name: str):

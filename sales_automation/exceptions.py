@@ -10,7 +10,9 @@ class InvalidRuleError(SalesAutomationError):
 
 
 class StepFailedError(SalesAutomationError):
-	"""A step of the sales cycle failed; the message names the step."""
+	"""A step of the sales cycle failed; the message names the step, `step` and `cause` tell it apart."""
+
+	http_status_code = 422
 
 
 class StockShortageError(SalesAutomationError):
@@ -19,3 +21,27 @@ class StockShortageError(SalesAutomationError):
 
 class RunNotResumableError(SalesAutomationError):
 	"""The run is in a state that cannot be resumed."""
+
+
+class InvalidRequestError(SalesAutomationError):
+	"""Bad input to an endpoint; `field` names the offending field."""
+
+	http_status_code = 422
+
+
+class InvalidStateError(SalesAutomationError):
+	"""The order (or invoice) is in a state the call cannot act on: cancelled, closed, on hold, done."""
+
+	http_status_code = 409
+
+
+class IdempotencyKeyReusedError(SalesAutomationError):
+	"""The idempotency key was used before with a different request."""
+
+	http_status_code = 422
+
+
+class RequestInProgressError(SalesAutomationError):
+	"""The first call with this idempotency key has not finished yet."""
+
+	http_status_code = 409

@@ -26,4 +26,5 @@ scheduler_events = {
 
 default_log_clearing_doctypes = {
 	"Sales Automation Run": 90,
+	"Sales Automation Request": 30,
 }

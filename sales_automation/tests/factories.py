@@ -198,3 +198,23 @@ def documents_of(sales_order_name: str) -> dict:
 		"Sales Invoice": invoices,
 		"Payment Entry": sorted(payments),
 	}
+
+
+def frozen_account(account_name: str, parent: str, account_type: str) -> str:
+	"""A ledger account that refuses postings (frozen, and no role may post to frozen accounts)."""
+	name = ensure_account(COMPANY, account_name, parent, account_type=account_type)
+	frappe.db.set_value("Account", name, "freeze_account", "Yes")
+	frappe.db.set_single_value("Accounts Settings", "frozen_accounts_modifier", None)
+	return name
+
+
+def order_payload(customer: str, item_code: str, qty: float = 1, rate: float = 100, **fields) -> dict:
+	"""A Sales Order as an external system sends it: ERPNext's own field names."""
+	env = test_env()
+	return {
+		"customer": customer,
+		"company": env.company,
+		"delivery_date": add_days(nowdate(), 3),
+		"items": [{"item_code": item_code, "qty": qty, "rate": rate, "warehouse": env.warehouse}],
+		**fields,
+	}

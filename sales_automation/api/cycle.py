@@ -1,0 +1,713 @@
+"""The whole sales cycle, or one step of it, in one call: atomic, idempotent, with a dry run.
+
+Every endpoint validates its input (naming the field), checks the caller's permissions, then hands
+the order to the engine in same-transaction mode; nothing here implements a step."""
+
+import copy
+from datetime import date
+
+import frappe
+from frappe import _
+from frappe.utils import cint, flt
+
+from sales_automation import engine
+from sales_automation.api import idempotency
+from sales_automation.exceptions import InvalidRequestError, InvalidStateError, StepFailedError
+
+STEP_KEYS = {
+	"delivery_note": engine.DELIVERY_NOTE,
+	"sales_invoice": engine.SALES_INVOICE,
+	"payment_entry": engine.PAYMENT_ENTRY,
+}
+PAYMENT_KEYS = ("mode_of_payment", "reference_no", "reference_date", "amount")
+ORDER_READ_ONLY = {"name", "docstatus", "amended_from", "owner", "creation", "modified", "modified_by", "idx"}
+DEFAULT_RULE = {
+	"create_delivery_note": 1,
+	"submit_delivery_note": 1,
+	"shortage_policy": "Fail",
+	"create_sales_invoice": 1,
+	"invoice_source": engine.INVOICE_FROM_DELIVERY_NOTE,
+	"submit_sales_invoice": 1,
+	"create_payment_entry": 1,
+	"payment_against": engine.PAY_AGAINST_INVOICE,
+	"reference_no_pattern": "{sales_order}",
+	"submit_payment_entry": 1,
+}
+
+
+@frappe.whitelist(methods=["POST"])
+def run_sales_cycle(
+	order: dict | None = None,
+	sales_order: str | None = None,
+	rule: str | None = None,
+	steps: list | None = None,
+	payment: dict | None = None,
+	idempotency_key: str | None = None,
+	dry_run: bool = False,
+) -> dict:
+	"""Deliver, invoice and pay a Sales Order (given as a payload or by name) in one atomic call."""
+	if bool(order) == bool(sales_order):
+		invalid("order", _("give either order (a new Sales Order) or sales_order (an existing one)"))
+	request = {
+		"order": order,
+		"sales_order": sales_order,
+		"rule": rule,
+		"steps": steps,
+		"payment": payment,
+		"dry_run": cint(dry_run),
+	}
+	return handle("run_sales_cycle", request, idempotency_key, lambda: cycle(request))
+
+
+def cycle(request: dict) -> dict:
+	check_payment(request["payment"])
+	step_names = check_steps(request["steps"])
+	rule = load_rule(request["rule"]) if request["rule"] else None
+	if request["order"]:
+		sales_order = create_order(request["order"])
+	else:
+		sales_order = existing_order(request["sales_order"], submit_draft=True)
+	if rule:
+		reason = _("Rule {0} was chosen by the caller").format(rule.name)
+	else:
+		rule_name, reason = engine.find_rule(sales_order)
+		if rule_name:
+			rule = frappe.get_doc("Sales Automation Rule", rule_name)
+		else:
+			rule = default_rule()
+			reason = _(
+				"No rule matched; the default applies: deliver, invoice from the Delivery Note, pay in full"
+			)
+	if not request["order"] and order_is_done(sales_order):
+		raise_state(
+			"sales_order",
+			_("Sales Order {0} is already delivered, billed and paid").format(sales_order.name),
+		)
+	return run_engine(sales_order, rule, reason, step_names, request["payment"], request["dry_run"])
+
+
+# --- step endpoints ----------------------------------------------------------------------------------
+
+
+@frappe.whitelist(methods=["POST"])
+def deliver(sales_order: str, submit: bool = True, idempotency_key: str | None = None) -> dict:
+	"""Map, insert and (by default) submit a Delivery Note for what is left to deliver on the order."""
+	request = {"sales_order": sales_order, "submit": cint(submit)}
+
+	def step():
+		order = existing_order(sales_order)
+		rule = default_rule(
+			create_delivery_note=1,
+			submit_delivery_note=cint(submit),
+			create_sales_invoice=0,
+			create_payment_entry=0,
+		)
+		return one_step(order, rule, engine.DELIVERY_NOTE)
+
+	return handle("deliver", request, idempotency_key, step)
+
+
+@frappe.whitelist(methods=["POST"])
+def invoice(
+	sales_order: str | None = None,
+	delivery_note: str | None = None,
+	update_stock: bool = False,
+	submit: bool = True,
+	idempotency_key: str | None = None,
+) -> dict:
+	"""Map, insert and (by default) submit a Sales Invoice from a Sales Order or a Delivery Note."""
+	if bool(sales_order) == bool(delivery_note):
+		invalid("sales_order", _("give either sales_order or delivery_note"))
+	if delivery_note and cint(update_stock):
+		invalid("update_stock", _("an invoice from a Delivery Note cannot update stock again"))
+	request = {
+		"sales_order": sales_order,
+		"delivery_note": delivery_note,
+		"update_stock": cint(update_stock),
+		"submit": cint(submit),
+	}
+
+	def step():
+		source = {engine.INVOICE_FROM_ORDER: sales_order}
+		if delivery_note:
+			order_name = delivery_note_order(delivery_note)
+			existing = invoice_of_delivery_note(delivery_note)
+			if existing:
+				return step_answer(existing, created=False)
+			source = {engine.INVOICE_FROM_DELIVERY_NOTE: order_name}
+		invoice_source, order_name = next(iter(source.items()))
+		if cint(update_stock):
+			invoice_source = engine.INVOICE_UPDATING_STOCK
+		rule = default_rule(
+			create_delivery_note=0,
+			create_sales_invoice=1,
+			invoice_source=invoice_source,
+			submit_sales_invoice=cint(submit),
+			create_payment_entry=0,
+		)
+		return one_step(existing_order(order_name), rule, engine.SALES_INVOICE, delivery_note=delivery_note)
+
+	return handle("invoice", request, idempotency_key, step)
+
+
+@frappe.whitelist(methods=["POST"])
+def pay(
+	sales_invoice: str | None = None,
+	sales_order: str | None = None,
+	mode_of_payment: str | None = None,
+	reference_no: str | None = None,
+	reference_date: str | None = None,
+	amount: float | None = None,
+	submit: bool = True,
+	idempotency_key: str | None = None,
+) -> dict:
+	"""A Payment Entry against a submitted Sales Invoice, or an advance against a Sales Order."""
+	if bool(sales_invoice) == bool(sales_order):
+		invalid("sales_invoice", _("give either sales_invoice or sales_order (for an advance)"))
+	payment = {
+		key: value
+		for key, value in {
+			"mode_of_payment": mode_of_payment,
+			"reference_no": reference_no,
+			"reference_date": reference_date,
+			"amount": amount,
+		}.items()
+		if value not in (None, "")
+	}
+	request = {
+		"sales_invoice": sales_invoice,
+		"sales_order": sales_order,
+		"payment": payment,
+		"submit": cint(submit),
+	}
+
+	def step():
+		check_payment(payment)
+		if sales_invoice:
+			invoice_doc = existing_document("Sales Invoice", sales_invoice, "sales_invoice")
+			if invoice_doc.docstatus != 1:
+				raise_state("sales_invoice", _("Sales Invoice {0} is not submitted").format(sales_invoice))
+			if flt(invoice_doc.outstanding_amount) <= 0:
+				paid_by = engine.payment_of(sales_invoice)
+				if paid_by:
+					return step_answer(paid_by, created=False)
+				raise_state("sales_invoice", _("Sales Invoice {0} is already paid").format(sales_invoice))
+			order_name = next((row.sales_order for row in invoice_doc.items if row.sales_order), None)
+			if not order_name:
+				invalid(
+					"sales_invoice",
+					_("Sales Invoice {0} is not linked to a Sales Order").format(sales_invoice),
+				)
+			against = engine.PAY_AGAINST_INVOICE
+		else:
+			order_name, against = sales_order, engine.PAY_IN_ADVANCE
+		rule = default_rule(
+			create_delivery_note=0,
+			create_sales_invoice=0,
+			create_payment_entry=1,
+			payment_against=against,
+			submit_payment_entry=cint(submit),
+		)
+		return one_step(
+			existing_order(order_name), rule, engine.PAYMENT_ENTRY, payment, sales_invoice=sales_invoice
+		)
+
+	return handle("pay", request, idempotency_key, step)
+
+
+def one_step(sales_order, rule, step: str, payment=None, **links) -> dict:
+	run = engine.create_run(
+		sales_order, rule, _("Step endpoint"), "API", engine.SAME_TRANSACTION, payment=payment
+	)
+	for fieldname, value in links.items():
+		if value:
+			run.set(fieldname, value)
+	check_permissions(run)
+	engine.execute(run, raise_errors=True, rule=rule)
+	row = run.steps[0]
+	if not row.reference_name:
+		raise_state(frappe.scrub(step), row.message or _("Nothing to do"))
+	document = frappe.get_doc(row.reference_doctype, row.reference_name)
+	return step_answer(
+		document, created=document.name in run.flags.get("created_documents", ()), run=run.name
+	)
+
+
+def step_answer(document, created: bool, run: str | None = None) -> dict:
+	return {
+		"doctype": document.doctype,
+		"name": document.name,
+		"docstatus": document.docstatus,
+		"status": document.get("status"),
+		"created": created,
+		"run": run,
+		"replayed": False,
+	}
+
+
+# --- shared machinery --------------------------------------------------------------------------------
+
+
+def handle(endpoint: str, request: dict, idempotency_key: str | None, work) -> dict:
+	"""Idempotency, atomicity and error shape shared by every endpoint."""
+	if frappe.session.user == "Guest":
+		frappe.throw(_("Log in or use an API token"), frappe.PermissionError)
+	key = idempotency_key
+	if key is None and getattr(frappe.local, "request", None):
+		key = frappe.get_request_header("Idempotency-Key")
+	if key is not None and not (isinstance(key, str) and 0 < len(key) <= 200):
+		invalid("idempotency_key", _("must be a string of 1 to 200 characters"))
+	dry_run = cint(request.get("dry_run"))
+	claim = None
+	if key and not dry_run:
+		claim, stored = idempotency.claim(endpoint, key, request)
+		if stored is not None:
+			return {**stored, "replayed": True}
+	try:
+		result = work()
+	except Exception as exc:
+		frappe.db.rollback()
+		if claim:
+			idempotency.release(claim)
+		raise as_api_error(exc)
+	if dry_run:
+		frappe.db.rollback()
+	elif claim:
+		idempotency.complete(claim, result)
+	return result
+
+
+def run_engine(sales_order, rule, reason: str, step_names, payment, dry_run: bool) -> dict:
+	run = engine.create_run(
+		sales_order, rule, reason, "API", engine.SAME_TRANSACTION, steps=step_names, payment=payment
+	)
+	check_permissions(run)
+	if dry_run:
+		engine.execute(run, raise_errors=False, rule=rule, retry=False)
+		return preview(run, rule, reason)
+	engine.execute(run, raise_errors=True, rule=rule)
+	return answer(run)
+
+
+def answer(run) -> dict:
+	sales_order = frappe.get_doc("Sales Order", run.sales_order)
+	return {
+		"status": run.status,
+		"sales_order": sales_order.name,
+		"delivery_note": run.delivery_note,
+		"sales_invoice": run.sales_invoice,
+		"payment_entry": run.payment_entry,
+		"run": run.name,
+		"rule": run.rule,
+		"match_reason": run.match_reason,
+		"totals": totals(sales_order),
+		"replayed": False,
+	}
+
+
+def totals(sales_order) -> dict:
+	grand_total = flt(sales_order.rounded_total or sales_order.grand_total)
+	invoices = frappe.get_all(
+		"Sales Invoice",
+		filters={
+			"name": ["in", engine.linked_names("Sales Invoice", "sales_order", sales_order.name, docstatus=1)]
+		},
+		fields=["outstanding_amount", "rounded_total", "grand_total"],
+	)
+	if invoices:
+		billed = sum(flt(row.rounded_total or row.grand_total) for row in invoices)
+		outstanding = sum(flt(row.outstanding_amount) for row in invoices) + max(grand_total - billed, 0)
+	else:
+		outstanding = grand_total - flt(sales_order.advance_paid)
+	return {
+		"currency": sales_order.currency,
+		"grand_total": grand_total,
+		"paid": flt(grand_total - outstanding, 2),
+		"outstanding": flt(outstanding, 2),
+	}
+
+
+def preview(run, rule, reason: str) -> dict:
+	"""What a dry run would create: documents with items, taxes, totals and accounts, ledgers, errors."""
+	documents = []
+	vouchers = []
+	for row in run.steps:
+		if not row.reference_name:
+			continue
+		document = frappe.get_doc(row.reference_doctype, row.reference_name)
+		vouchers.append(document.name)
+		documents.append(describe(document))
+	gl = frappe.get_all(
+		"GL Entry",
+		filters={"voucher_no": ["in", vouchers or [""]], "is_cancelled": 0},
+		fields=["voucher_type", "voucher_no", "account", "debit", "credit"],
+		order_by="creation asc",
+	)
+	stock = frappe.get_all(
+		"Stock Ledger Entry",
+		filters={"voucher_no": ["in", vouchers or [""]], "is_cancelled": 0},
+		fields=[
+			"voucher_type",
+			"voucher_no",
+			"item_code",
+			"warehouse",
+			"actual_qty",
+			"qty_after_transaction",
+		],
+		order_by="creation asc",
+	)
+	errors = [
+		{"step": frappe.scrub(row.step), "message": row.message}
+		for row in run.steps
+		if row.status == "Failed"
+	]
+	return {
+		"status": "dry_run",
+		"would_succeed": not errors,
+		"rule": rule.name,
+		"match_reason": reason,
+		"sales_order": describe(frappe.get_doc("Sales Order", run.sales_order)),
+		"steps": [
+			{"step": frappe.scrub(row.step), "status": row.status, "message": row.message}
+			for row in run.steps
+		],
+		"documents": documents,
+		"gl_entries": gl,
+		"stock_ledger_entries": stock,
+		"errors": errors,
+		"replayed": False,
+	}
+
+
+def describe(document) -> dict:
+	description = {
+		"doctype": document.doctype,
+		"name": document.name,
+		"docstatus": document.docstatus,
+		"currency": document.get("currency") or document.get("paid_to_account_currency"),
+	}
+	if document.doctype == "Payment Entry":
+		description.update(
+			{
+				"paid_from": document.paid_from,
+				"paid_to": document.paid_to,
+				"paid_amount": document.paid_amount,
+				"received_amount": document.received_amount,
+				"mode_of_payment": document.mode_of_payment,
+				"reference_no": document.reference_no,
+				"references": [
+					{
+						"reference_doctype": row.reference_doctype,
+						"reference_name": row.reference_name,
+						"allocated_amount": row.allocated_amount,
+					}
+					for row in document.references
+				],
+			}
+		)
+		return description
+	description.update(
+		{
+			"items": [
+				{
+					"item_code": row.item_code,
+					"qty": row.qty,
+					"rate": row.rate,
+					"amount": row.amount,
+					"warehouse": row.get("warehouse"),
+					"income_account": row.get("income_account"),
+				}
+				for row in document.items
+			],
+			"taxes": [
+				{"account_head": row.account_head, "rate": row.rate, "tax_amount": row.tax_amount}
+				for row in document.get("taxes") or []
+			],
+			"net_total": document.net_total,
+			"total_taxes_and_charges": document.total_taxes_and_charges,
+			"grand_total": document.grand_total,
+			"rounded_total": document.get("rounded_total"),
+			"debit_to": document.get("debit_to"),
+		}
+	)
+	return description
+
+
+def as_api_error(exc: Exception) -> Exception:
+	"""Give the caller a JSON error naming the step, the message and the field where known."""
+	cause = getattr(exc, "cause", None) or exc
+	error = {
+		"type": cause.__class__.__name__,
+		"message": engine.error_message(exc),
+		"step": getattr(exc, "step", None),
+		"field": getattr(exc, "field", None) or mandatory_field(cause),
+	}
+	frappe.local.response["error"] = error
+	if isinstance(cause, frappe.PermissionError):
+		return cause
+	return exc
+
+
+def mandatory_field(exc: Exception) -> str | None:
+	if isinstance(exc, frappe.MandatoryError):
+		# frappe says "[Delivery Note, new-delivery-note-1]: items, posting_date"
+		return str(exc).rsplit("]: ", 1)[-1].split(",")[0].strip() or None
+	return None
+
+
+def check_permissions(run):
+	"""403 before any document is made when the caller may not create (or submit) one the call needs."""
+	rule = engine.rule_of(run)
+	submits = {
+		engine.DELIVERY_NOTE: rule.submit_delivery_note,
+		engine.SALES_INVOICE: rule.submit_sales_invoice,
+		engine.PAYMENT_ENTRY: rule.submit_payment_entry,
+	}
+	for row in run.steps:
+		for ptype in ("create", "submit") if submits[row.step] else ("create",):
+			if not frappe.has_permission(row.step, ptype):
+				try:
+					frappe.throw(
+						_("You may not {0} a {1}, which this call needs").format(_(ptype), _(row.step)),
+						frappe.PermissionError,
+					)
+				except frappe.PermissionError as error:
+					error.step = frappe.scrub(row.step)
+					raise
+
+
+# --- input -----------------------------------------------------------------------------------------
+
+
+def invalid(field: str, message: str):
+	error = InvalidRequestError(_("{0}: {1}").format(field, message))
+	error.field = field
+	frappe.local.message_log = []
+	frappe.msgprint(str(error), title=_("Invalid Request"), indicator="red")
+	raise error
+
+
+def raise_state(field: str, message: str):
+	error = InvalidStateError(message)
+	error.field = field
+	frappe.msgprint(message, title=_("Not Possible"), indicator="red")
+	raise error
+
+
+def check_steps(steps) -> list[str] | None:
+	if steps is None:
+		return None
+	if not isinstance(steps, list) or not steps:
+		invalid("steps", _("must be a non-empty list of {0}").format(", ".join(STEP_KEYS)))
+	for step in steps:
+		if step not in STEP_KEYS:
+			invalid("steps", _("unknown step {0}; use {1}").format(frappe.bold(step), ", ".join(STEP_KEYS)))
+	return [STEP_KEYS[step] for step in STEP_KEYS if step in steps]
+
+
+def check_payment(payment):
+	if payment is None:
+		return
+	if not isinstance(payment, dict):
+		invalid("payment", _("must be an object"))
+	for key in payment:
+		if key not in PAYMENT_KEYS:
+			invalid(f"payment.{key}", _("unknown field; use {0}").format(", ".join(PAYMENT_KEYS)))
+	if "amount" in payment:
+		if not is_number(payment["amount"]) or flt(payment["amount"]) <= 0:
+			invalid("payment.amount", _("must be a number greater than 0"))
+	if payment.get("mode_of_payment") and not frappe.db.exists("Mode of Payment", payment["mode_of_payment"]):
+		invalid(
+			"payment.mode_of_payment",
+			_("Mode of Payment {0} does not exist").format(payment["mode_of_payment"]),
+		)
+	if "reference_date" in payment:
+		check_date("payment.reference_date", payment["reference_date"])
+	if "reference_no" in payment and not (
+		isinstance(payment["reference_no"], str) and 0 < len(payment["reference_no"]) <= 140
+	):
+		invalid("payment.reference_no", _("must be a string of 1 to 140 characters"))
+
+
+def load_rule(rule_name):
+	if not isinstance(rule_name, str) or not frappe.db.exists("Sales Automation Rule", rule_name):
+		invalid("rule", _("Sales Automation Rule {0} does not exist").format(rule_name))
+	rule = frappe.get_doc("Sales Automation Rule", rule_name)
+	if not rule.enabled:
+		invalid("rule", _("Sales Automation Rule {0} is disabled").format(rule_name))
+	return rule
+
+
+def default_rule(**overrides):
+	rule = frappe.new_doc("Sales Automation Rule")
+	rule.update({**DEFAULT_RULE, **overrides})
+	rule.rule_name = _("Default")
+	return rule
+
+
+def existing_document(doctype: str, name, field: str):
+	if not isinstance(name, str) or not frappe.db.exists(doctype, name):
+		error = frappe.DoesNotExistError(_("{0}: {1} {2} does not exist").format(field, _(doctype), name))
+		error.field = field
+		raise error
+	document = frappe.get_doc(doctype, name)
+	document.check_permission("read")
+	return document
+
+
+def existing_order(name, submit_draft: bool = False):
+	sales_order = existing_document("Sales Order", name, "sales_order")
+	# one cycle per order at a time: concurrent calls for the same order wait here
+	frappe.db.get_value("Sales Order", sales_order.name, "name", for_update=True)
+	if sales_order.docstatus == 2:
+		raise_state("sales_order", _("Sales Order {0} is cancelled").format(sales_order.name))
+	if sales_order.status in ("Closed", "On Hold"):
+		raise_state(
+			"sales_order", _("Sales Order {0} is {1}").format(sales_order.name, _(sales_order.status))
+		)
+	if sales_order.docstatus == 0:
+		if not submit_draft:
+			raise_state("sales_order", _("Sales Order {0} is not submitted").format(sales_order.name))
+		sales_order.flags.skip_sales_automation = True
+		sales_order.submit()
+	return sales_order
+
+
+def order_is_done(sales_order) -> bool:
+	if any(
+		engine.is_stock_item(row.item_code) and flt(row.delivered_qty) < flt(row.qty)
+		for row in sales_order.items
+	):
+		return False
+	if flt(sales_order.per_billed) < 100:
+		return False
+	return totals(sales_order)["outstanding"] <= 0
+
+
+def delivery_note_order(delivery_note: str) -> str:
+	document = existing_document("Delivery Note", delivery_note, "delivery_note")
+	if document.docstatus != 1:
+		raise_state("delivery_note", _("Delivery Note {0} is not submitted").format(delivery_note))
+	order_name = next((row.against_sales_order for row in document.items if row.against_sales_order), None)
+	if not order_name:
+		invalid("delivery_note", _("Delivery Note {0} is not linked to a Sales Order").format(delivery_note))
+	return order_name
+
+
+def invoice_of_delivery_note(delivery_note: str):
+	if flt(frappe.db.get_value("Delivery Note", delivery_note, "per_billed")) < 100:
+		return None
+	names = frappe.get_all(
+		"Sales Invoice Item",
+		filters={"delivery_note": delivery_note, "docstatus": 1, "parenttype": "Sales Invoice"},
+		pluck="parent",
+	)
+	return frappe.get_doc("Sales Invoice", names[0]) if names else None
+
+
+def create_order(order: dict):
+	"""Insert and submit a Sales Order from a payload in ERPNext's own field names."""
+	if not isinstance(order, dict):
+		invalid("order", _("must be an object"))
+	check_fields("order", "Sales Order", order)
+	if order.get("doctype") not in (None, "Sales Order"):
+		invalid("order.doctype", _("must be Sales Order"))
+	customer = order.get("customer")
+	if not customer:
+		invalid("order.customer", _("is required"))
+	if not isinstance(customer, str) or not frappe.db.exists("Customer", customer):
+		invalid("order.customer", _("Customer {0} does not exist").format(customer))
+	if frappe.db.get_value("Customer", customer, "disabled"):
+		invalid("order.customer", _("Customer {0} is disabled").format(customer))
+	check_link("order.company", "Company", order.get("company"))
+	check_link("order.currency", "Currency", order.get("currency"))
+	check_link("order.set_warehouse", "Warehouse", order.get("set_warehouse"))
+	for field in ("transaction_date", "delivery_date"):
+		if field in order:
+			check_date(f"order.{field}", order[field])
+	items = order.get("items")
+	if not isinstance(items, list) or not items:
+		invalid("order.items", _("must be a non-empty list of items"))
+	for idx, row in enumerate(items):
+		check_item_row(f"order.items[{idx}]", row, has_date=bool(order.get("delivery_date")))
+	# a copy: frappe.get_doc writes into the caller's row dicts, which would change the request's fingerprint
+	sales_order = frappe.get_doc({**copy.deepcopy(order), "doctype": "Sales Order"})
+	sales_order.flags.skip_sales_automation = True
+	sales_order.insert()
+	sales_order.submit()
+	return sales_order
+
+
+def check_item_row(path: str, row, has_date: bool):
+	if not isinstance(row, dict):
+		invalid(path, _("must be an object"))
+	check_fields(path, "Sales Order Item", row)
+	item_code = row.get("item_code")
+	if not item_code:
+		invalid(f"{path}.item_code", _("is required"))
+	if not isinstance(item_code, str) or not frappe.db.exists("Item", item_code):
+		invalid(f"{path}.item_code", _("Item {0} does not exist").format(item_code))
+	if frappe.db.get_value("Item", item_code, "disabled"):
+		invalid(f"{path}.item_code", _("Item {0} is disabled").format(item_code))
+	if "qty" not in row:
+		invalid(f"{path}.qty", _("is required"))
+	if not is_number(row["qty"]) or flt(row["qty"]) <= 0:
+		invalid(f"{path}.qty", _("must be a number greater than 0"))
+	for field in ("rate", "price_list_rate", "discount_percentage"):
+		if field in row and (not is_number(row[field]) or flt(row[field]) < 0):
+			invalid(f"{path}.{field}", _("must be a number of at least 0"))
+	check_link(f"{path}.warehouse", "Warehouse", row.get("warehouse"))
+	check_link(f"{path}.uom", "UOM", row.get("uom"))
+	if "delivery_date" in row:
+		check_date(f"{path}.delivery_date", row["delivery_date"])
+	elif not has_date:
+		invalid(f"{path}.delivery_date", _("is required when the order has no delivery_date"))
+
+
+def check_fields(path: str, doctype: str, values: dict):
+	meta = frappe.get_meta(doctype)
+	for key, value in values.items():
+		if key == "doctype":
+			continue
+		if key in ORDER_READ_ONLY:
+			invalid(f"{path}.{key}", _("cannot be set by the caller"))
+		df = meta.get_field(key)
+		if not df:
+			invalid(f"{path}.{key}", _("is not a field of {0}").format(_(doctype)))
+		if df.fieldtype in ("Table", "Table MultiSelect"):
+			if not isinstance(value, list):
+				invalid(f"{path}.{key}", _("must be a list"))
+			if key != "items":
+				for idx, row in enumerate(value):
+					if not isinstance(row, dict):
+						invalid(f"{path}.{key}[{idx}]", _("must be an object"))
+					check_fields(f"{path}.{key}[{idx}]", df.options, row)
+		elif df.fieldtype in ("Float", "Currency", "Percent", "Int", "Check") and value is not None:
+			if not is_number(value):
+				invalid(f"{path}.{key}", _("must be a number"))
+		elif (
+			df.fieldtype in ("Data", "Link", "Select", "Small Text", "Text", "Date", "Datetime")
+			and value is not None
+		):
+			if not isinstance(value, str):
+				invalid(f"{path}.{key}", _("must be a string"))
+
+
+def check_link(path: str, doctype: str, value):
+	if value in (None, ""):
+		return
+	if not isinstance(value, str) or not frappe.db.exists(doctype, value):
+		invalid(path, _("{0} {1} does not exist").format(_(doctype), value))
+	if doctype == "Warehouse" and frappe.db.get_value("Warehouse", value, "is_group"):
+		invalid(path, _("Warehouse {0} is a group; use a leaf warehouse").format(value))
+
+
+def check_date(path: str, value):
+	try:
+		date.fromisoformat(value)
+	except (TypeError, ValueError):
+		invalid(path, _("must be a date as YYYY-MM-DD"))
+
+
+def is_number(value) -> bool:
+	return isinstance(value, int | float) and not isinstance(value, bool)
