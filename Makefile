@@ -1,4 +1,4 @@
-.PHONY: dev test stop
+.PHONY: dev test stop bench
 
 # A local ERPNext site with this app and demo data on http://127.0.0.1:8000
 dev:
@@ -10,3 +10,7 @@ test:
 
 stop:
 	bash scripts/stop.sh
+
+# The side-by-side benchmark against the dev site (results in benchmarks/results/)
+bench:
+	bash scripts/bench.sh

@@ -290,7 +290,7 @@ def run_engine(sales_order, rule, reason: str, step_names, payment, dry_run: boo
 
 
 def answer(run) -> dict:
-	sales_order = frappe.get_doc("Sales Order", run.sales_order)
+	sales_order = engine.order_state(run.sales_order)
 	return {
 		"status": run.status,
 		"sales_order": sales_order.name,
@@ -633,8 +633,7 @@ def create_order(order: dict):
 	# a copy: frappe.get_doc writes into the caller's row dicts, which would change the request's fingerprint
 	sales_order = frappe.get_doc({**copy.deepcopy(order), "doctype": "Sales Order"})
 	sales_order.flags.skip_sales_automation = True
-	sales_order.insert()
-	sales_order.submit()
+	sales_order.submit()  # inserts and submits in one save
 	return sales_order
 
 

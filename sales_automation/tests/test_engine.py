@@ -2,7 +2,7 @@
 
 import frappe
 from frappe.tests.utils import FrappeTestCase
-from frappe.utils import add_days, flt, nowdate
+from frappe.utils import add_days, cint, flt, nowdate
 
 from sales_automation import engine
 from sales_automation.api.runs import resume_run
@@ -107,7 +107,7 @@ class TestExecutionModes(EngineTestCase):
 		self.assertEqual(run.execution_mode, "Background")
 		self.assertEqual(documents_of(sales_order.name)["Delivery Note"], [])
 
-		engine.process_run(run.name)
+		engine.process_run(run.name, drain_seconds=0)
 		run.reload()
 		self.assertEqual(run.status, "Completed")
 		self.assertEqual(run.attempts, 1)
@@ -221,7 +221,7 @@ class TestStockShortage(EngineTestCase):
 		item_code = make_item(stock_qty=2)
 		sales_order = self.order(customer, [{"item_code": item_code, "qty": 5, "rate": 10}])
 		run = run_of(sales_order.name)
-		engine.process_run(run.name)
+		engine.process_run(run.name, drain_seconds=0)
 		run.reload()
 
 		self.assertEqual(run.status, "Queued")  # to be retried with backoff
@@ -534,14 +534,14 @@ class TestRetryAndResume(EngineTestCase):
 		item_code = make_item(stock_qty=1)
 		sales_order = self.order(customer, [{"item_code": item_code, "qty": 3, "rate": 10}])
 		run = run_of(sales_order.name)
-		engine.process_run(run.name)
+		engine.process_run(run.name, drain_seconds=0)
 		self.assertEqual(frappe.db.get_value("Sales Automation Run", run.name, "status"), "Queued")
 
 		receive_stock(item_code, self.env.warehouse, 5, COMPANY)
 		frappe.db.set_value("Sales Automation Run", run.name, "next_retry_at", add_days(nowdate(), -1))
 		engine.retry_due_runs()  # enqueues; the worker's job is what runs next
-		engine.process_run(run.name)
-		engine.process_run(run.name)  # a duplicate job does nothing more
+		engine.process_run(run.name, drain_seconds=0)
+		engine.process_run(run.name, drain_seconds=0)  # a duplicate job does nothing more
 
 		run.reload()
 		self.assertEqual(run.status, "Completed")
@@ -561,7 +561,7 @@ class TestRetryAndResume(EngineTestCase):
 		try:
 			sales_order = self.order(customer, [{"item_code": make_item(stock_qty=0), "qty": 1, "rate": 10}])
 			run = run_of(sales_order.name)
-			engine.process_run(run.name)
+			engine.process_run(run.name, drain_seconds=0)
 		finally:
 			frappe.db.set_single_value("Sales Automation Settings", "max_attempts", 3)
 		run.reload()
@@ -580,7 +580,7 @@ class TestRetryAndResume(EngineTestCase):
 		frappe.db.delete("Mode of Payment Account", {"parent": mode.name})  # the account goes missing later
 		sales_order = self.order(customer, [{"item_code": make_item(stock_qty=3), "qty": 1, "rate": 10}])
 		run = run_of(sales_order.name)
-		engine.process_run(run.name)
+		engine.process_run(run.name, drain_seconds=0)
 		run.reload()
 		self.assert_steps(
 			run, {"Delivery Note": "Completed", "Sales Invoice": "Completed", "Payment Entry": "Failed"}
@@ -628,7 +628,7 @@ class TestPermissions(EngineTestCase):
 		frappe.set_user(user)
 		sales_order = self.order(customer, [{"item_code": item_code, "qty": 1, "rate": 10}])
 		run = run_of(sales_order.name)
-		engine.process_run(run.name)
+		engine.process_run(run.name, drain_seconds=0)
 		frappe.set_user("Administrator")
 
 		run.reload()
@@ -644,3 +644,38 @@ class TestPermissions(EngineTestCase):
 		self.assertEqual(len(failed), 1)
 		self.assertIn(failed[0].step, ("Sales Invoice", "Payment Entry"))
 		self.assertIn("permission", run.error.lower())
+
+
+class TestBackgroundDraining(EngineTestCase):
+	def test_a_job_takes_further_queued_runs_each_as_its_own_submitter(self):
+		clerk = "_sa_drain_clerk@example.com"
+		ensure_api_user(clerk, ["Sales User", "Sales Manager", "Stock User", "Accounts User"])
+		customer = make_customer()
+		make_rule(customer, execution_mode="Background")
+		item_code = make_item(stock_qty=5)
+		first = self.order(customer, [{"item_code": item_code, "qty": 1, "rate": 10}])
+		frappe.set_user(clerk)
+		second = self.order(customer, [{"item_code": item_code, "qty": 1, "rate": 10}])
+		frappe.set_user("Administrator")
+
+		engine.process_run(run_of(first.name).name, drain_seconds=60)
+
+		self.assertEqual(run_of(first.name).status, "Completed")
+		second_run = run_of(second.name)
+		self.assertEqual(second_run.status, "Completed")
+		self.assertEqual(frappe.db.get_value("Delivery Note", second_run.delivery_note, "owner"), clerk)
+		self.assertEqual(frappe.db.get_value("Payment Entry", second_run.payment_entry, "owner"), clerk)
+		# the job queued for the second run finds it taken and does nothing
+		engine.process_run(second_run.name, drain_seconds=0)
+		self.assertEqual(run_of(second.name).attempts, 1)
+
+	def test_a_running_run_is_not_taken_by_another_job(self):
+		customer = make_customer()
+		make_rule(customer, execution_mode="Background")
+		sales_order = self.order(customer, [{"item_code": make_item(stock_qty=2), "qty": 1, "rate": 10}])
+		run = run_of(sales_order.name)
+		frappe.db.set_value("Sales Automation Run", run.name, "status", "Running")
+		engine.process_run(run.name, drain_seconds=0)
+		self.assertEqual(documents_of(sales_order.name)["Delivery Note"], [])
+		self.assertEqual(cint(frappe.db.get_value("Sales Automation Run", run.name, "attempts")), 0)
+		self.assertEqual(frappe.db.get_value("Sales Automation Run", run.name, "status"), "Running")

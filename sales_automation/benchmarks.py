@@ -1,0 +1,423 @@
+"""Side-by-side benchmark of the sales cycle: (a) ERPNext's REST multi-call flow, (b) our one call,
+(c) the in-process floor with ERPNext's Python API, (d) background mode with two workers, (e) 1, 10
+and 100 lines, (f) what the app adds to a Sales Order submit when no rule matches.
+
+Run with `make bench` (against the dev site). Variants are interleaved round by round, so drift of
+the machine hits them alike. A tiny run is part of the test suite so this file cannot rot."""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import frappe
+from frappe.utils import add_days, nowdate
+
+from sales_automation.setup.demo import (
+	SALES_ROLES,
+	default_warehouse,
+	ensure_api_user,
+	ensure_customer,
+	ensure_item,
+	receive_stock,
+)
+
+FLOOR_CUSTOMER = "Bench Customer"
+BACKGROUND_CUSTOMER = "Bench Background Customer"
+BACKGROUND_RULE = "Bench Background"
+BENCH_USER = "bench@demo-sales.example"
+
+
+def run(
+	orders: int = 1000,
+	reps: int = 15,
+	lines: str = "1,10,100",
+	workers: int = 2,
+	out_dir: str | None = None,
+	chart: bool = True,
+) -> dict:
+	"""Measure every variant and write benchmarks/results/{results.md,results.json,chart.png}."""
+	line_counts = [int(n) for n in str(lines).split(",")]
+	env = prepare(max(line_counts))
+	results = {"site": frappe.local.site, "reps": reps, "variants": {}}
+
+	from sales_automation.tests.live_server import LiveServer
+
+	with LiveServer(workers=1, threads=4) as server:
+		http = server.session(env.api_key, env.api_secret)
+		for n in line_counts:
+			rounds = reps if n < 100 else max(2, reps // 5)
+			variants = {"b": lambda n=n: one_call(server, http, env, n), "c": lambda n=n: floor(env, n)}
+			if n == line_counts[0]:
+				variants = {"a": lambda n=n: rest_flow(server, http, env, n), **variants}
+			for fn in variants.values():
+				fn()  # warm-up, not measured
+			timings = {name: [] for name in variants}
+			for _ in range(rounds):
+				for name, fn in variants.items():
+					started = time.perf_counter()
+					fn()
+					timings[name].append(time.perf_counter() - started)
+			for name, samples in timings.items():
+				results["variants"][f"{name}_{n}"] = summary(samples)
+			log(f"{n} line(s): " + ", ".join(f"{k} {summary(v)['median_ms']} ms" for k, v in timings.items()))
+
+	results["f"] = submit_overhead(env, rounds=max(20, reps * 2))
+	log(f"f: hook adds {results['f']['added_ms']} ms to a submit (direct {results['f']['hook_ms']} ms)")
+	results["d"] = background(env, orders, workers)
+	log(f"d: {results['d']['orders_per_minute']} orders/min, {results['d']['duplicates']} duplicates")
+	results["ratios"] = ratios(results, line_counts)
+	write(results, line_counts, out_dir, chart)
+	return results
+
+
+# --- the variants ------------------------------------------------------------------------------------
+
+
+def order_payload(env, n: int, customer: str | None = None, first: int = 0) -> dict:
+	"""An order of `n` lines, starting at item `first` of the benchmark's items."""
+	item_codes = [env.item_codes[(first + idx) % len(env.item_codes)] for idx in range(n)]
+	return {
+		"customer": customer or FLOOR_CUSTOMER,
+		"company": env.company,
+		"delivery_date": add_days(nowdate(), 3),
+		"items": [
+			{"item_code": item_code, "qty": 1, "rate": 10 + idx, "warehouse": env.warehouse}
+			for idx, item_code in enumerate(item_codes)
+		],
+	}
+
+
+def rest_flow(server, http, env, n: int) -> str:
+	"""(a) what an integration does today: 7 round trips, token auth, keep-alive."""
+
+	def call(method, **data):
+		response = http.post(f"{server.url}/api/method/{method}", json=data)
+		response.raise_for_status()
+		return response.json()["message"]
+
+	def create(doctype, doc):
+		response = http.post(f"{server.url}/api/resource/{doctype}", json={**doc, "docstatus": 1})
+		response.raise_for_status()
+		return response.json()["data"]
+
+	sales_order = create("Sales Order", order_payload(env, n))
+	delivery_note = create(
+		"Delivery Note",
+		call(
+			"erpnext.selling.doctype.sales_order.sales_order.make_delivery_note",
+			source_name=sales_order["name"],
+		),
+	)
+	sales_invoice = create(
+		"Sales Invoice",
+		call(
+			"erpnext.stock.doctype.delivery_note.delivery_note.make_sales_invoice",
+			source_name=delivery_note["name"],
+		),
+	)
+	payment_entry = call(
+		"erpnext.accounts.doctype.payment_entry.payment_entry.get_payment_entry",
+		dt="Sales Invoice",
+		dn=sales_invoice["name"],
+	)
+	payment_entry.update({"reference_no": sales_order["name"], "reference_date": nowdate()})
+	return create("Payment Entry", payment_entry)["name"]
+
+
+def one_call(server, http, env, n: int) -> str:
+	"""(b) the same order through run_sales_cycle: one round trip."""
+	response = http.post(
+		f"{server.url}/api/method/sales_automation.api.run_sales_cycle", json={"order": order_payload(env, n)}
+	)
+	response.raise_for_status()
+	return response.json()["message"]["payment_entry"]
+
+
+def floor(env, n: int) -> str:
+	"""(c) the same four documents through ERPNext's Python API in this process; no sales_automation code.
+
+	Each document is submitted unsaved (one save, one validation), the cheapest pattern the API offers."""
+	from erpnext.accounts.doctype.payment_entry.payment_entry import get_payment_entry
+	from erpnext.selling.doctype.sales_order.sales_order import make_delivery_note
+	from erpnext.stock.doctype.delivery_note.delivery_note import make_sales_invoice
+
+	frappe.set_user(BENCH_USER)
+	try:
+		sales_order = frappe.get_doc({"doctype": "Sales Order", **order_payload(env, n)})
+		sales_order.flags.skip_sales_automation = True
+		sales_order.submit()
+		delivery_note = make_delivery_note(sales_order.name)
+		delivery_note.submit()
+		sales_invoice = make_sales_invoice(delivery_note.name)
+		sales_invoice.submit()
+		payment_entry = get_payment_entry("Sales Invoice", sales_invoice.name)
+		payment_entry.reference_no = sales_order.name
+		payment_entry.reference_date = nowdate()
+		payment_entry.submit()
+		frappe.db.commit()
+		return payment_entry.name
+	finally:
+		frappe.set_user("Administrator")
+
+
+def submit_overhead(env, rounds: int) -> dict:
+	"""(f) a Sales Order submit with the app's hook in place (no rule matches) against the hook removed."""
+	from sales_automation import engine
+
+	hooks = frappe.get_doc_hooks().setdefault("Sales Order", {})
+	with_hook = list(hooks.get("on_submit", []))
+	without_hook = [path for path in with_hook if not path.startswith("sales_automation.")]
+	timings = {"on": [], "off": []}
+	direct = []
+	for _ in range(rounds):
+		for state, handlers in (("on", with_hook), ("off", without_hook)):
+			hooks["on_submit"] = handlers
+			sales_order = frappe.get_doc({"doctype": "Sales Order", **order_payload(env, 1)})
+			sales_order.insert()
+			started = time.perf_counter()
+			sales_order.submit()
+			timings[state].append(time.perf_counter() - started)
+			frappe.db.commit()
+			if state == "off":
+				started = time.perf_counter()
+				assert engine.start_for_order(sales_order, trigger="Manual") is None
+				direct.append(time.perf_counter() - started)
+	hooks["on_submit"] = with_hook
+	on, off = summary(timings["on"]), summary(timings["off"])
+	return {
+		"submit_with_hook": on,
+		"submit_without_hook": off,
+		"added_ms": round(on["median_ms"] - off["median_ms"], 2),
+		"hook_ms": summary(direct)["median_ms"],
+	}
+
+
+def background(env, orders: int, workers: int) -> dict:
+	"""(d) `orders` submitted orders run by `workers` RQ workers, first submit to last run done."""
+	processes = [
+		subprocess.Popen(
+			[sys.executable, "-m", "frappe.utils.bench_helper", "frappe", "worker", "--queue", "default"],
+			cwd=os.path.abspath(frappe.local.sites_path),
+			stdout=subprocess.DEVNULL,
+			stderr=subprocess.DEVNULL,
+		)
+		for _ in range(workers)
+	]
+	try:
+		names = []
+		started = time.perf_counter()
+		for idx in range(orders):
+			# orders spread over the items, as a shop's are; one item for all would queue every
+			# worker on the same stock row
+			sales_order = frappe.get_doc(
+				{"doctype": "Sales Order", **order_payload(env, 1, customer=BACKGROUND_CUSTOMER, first=idx)}
+			)
+			sales_order.insert()
+			sales_order.submit()
+			frappe.db.commit()
+			names.append(sales_order.name)
+		submitted = time.perf_counter() - started
+		deadline = time.monotonic() + max(600, orders * 3)
+		while time.monotonic() < deadline:
+			frappe.db.rollback()
+			pending = frappe.db.count(
+				"Sales Automation Run",
+				{"sales_order": ["in", names], "status": ["in", ["Queued", "Running"]]},
+			)
+			if not pending:
+				break
+			time.sleep(0.5)
+		elapsed = time.perf_counter() - started
+	finally:
+		for process in processes:
+			process.terminate()
+		for process in processes:
+			process.wait(timeout=30)
+	statuses = frappe.get_all(
+		"Sales Automation Run",
+		filters={"sales_order": ["in", names]},
+		fields=["status", "count(name) as runs"],
+		group_by="status",
+	)
+	return {
+		"orders": orders,
+		"workers": workers,
+		"seconds": round(elapsed, 2),
+		"submit_seconds": round(submitted, 2),
+		"orders_per_minute": round(orders / elapsed * 60, 1),
+		"runs_by_status": {row.status: row.runs for row in statuses},
+		"duplicates": duplicates(names),
+	}
+
+
+def duplicates(sales_order_names: list[str]) -> int:
+	"""Documents beyond one DN, one SI and one PE per order."""
+	extra = 0
+	for child, field, parenttype in (
+		("Delivery Note Item", "against_sales_order", "Delivery Note"),
+		("Sales Invoice Item", "sales_order", "Sales Invoice"),
+	):
+		rows = frappe.get_all(
+			child,
+			filters={field: ["in", sales_order_names], "docstatus": ["<", 2], "parenttype": parenttype},
+			fields=[f"{field} as sales_order", "count(distinct parent) as documents"],
+			group_by=field,
+		)
+		extra += sum(row.documents - 1 for row in rows if row.documents > 1)
+	invoices = frappe.get_all(
+		"Sales Invoice Item",
+		filters={"sales_order": ["in", sales_order_names], "docstatus": ["<", 2]},
+		pluck="parent",
+		distinct=True,
+	)
+	rows = frappe.get_all(
+		"Payment Entry Reference",
+		filters={"reference_name": ["in", invoices or [""]], "docstatus": ["<", 2]},
+		fields=["reference_name", "count(distinct parent) as documents"],
+		group_by="reference_name",
+	)
+	return extra + sum(row.documents - 1 for row in rows if row.documents > 1)
+
+
+# --- set-up and reporting ----------------------------------------------------------------------------
+
+
+def prepare(max_lines: int) -> frappe._dict:
+	company = frappe.db.get_value("Company", {}, "name", order_by="creation asc")
+	warehouse = default_warehouse(company)
+	items = []
+	for idx in range(max(max_lines, 1)):
+		item_code = ensure_item(f"BENCH-ITEM-{idx:03d}", valuation_rate=5)
+		if (
+			frappe.db.get_value("Bin", {"item_code": item_code, "warehouse": warehouse}, "actual_qty") or 0
+		) < 5000:
+			receive_stock(item_code, warehouse, 100000, company, rate=5)
+		items.append(item_code)
+	ensure_customer(FLOOR_CUSTOMER)
+	ensure_customer(BACKGROUND_CUSTOMER)
+	if not frappe.db.exists("Sales Automation Rule", BACKGROUND_RULE):
+		frappe.get_doc(
+			{
+				"doctype": "Sales Automation Rule",
+				"rule_name": BACKGROUND_RULE,
+				"customer": BACKGROUND_CUSTOMER,
+				"company": company,
+				"execution_mode": "Background",
+				"create_payment_entry": 1,
+			}
+		).insert()
+	api_key, api_secret = ensure_api_user(BENCH_USER, SALES_ROLES)
+	frappe.db.commit()
+	return frappe._dict(
+		company=company, warehouse=warehouse, item_codes=items, api_key=api_key, api_secret=api_secret
+	)
+
+
+def summary(samples: list[float]) -> dict:
+	ordered = sorted(samples)
+	p95 = ordered[min(len(ordered) - 1, max(0, round(0.95 * len(ordered)) - 1))]
+	return {
+		"n": len(samples),
+		"median_ms": round(statistics.median(samples) * 1000, 1),
+		"p95_ms": round(p95 * 1000, 1),
+	}
+
+
+def ratios(results: dict, line_counts: list[int]) -> dict:
+	variants = results["variants"]
+	first = line_counts[0]
+	floor_rate = 60_000 / variants[f"c_{first}"]["median_ms"]
+	out = {
+		"a_over_b": round(variants[f"a_{first}"]["median_ms"] / variants[f"b_{first}"]["median_ms"], 2),
+		"floor_orders_per_minute": round(floor_rate, 1),
+		"d_over_2x_floor": round(results["d"]["orders_per_minute"] / (2 * floor_rate), 2),
+		"f_ms": results["f"]["added_ms"],
+	}
+	for n in line_counts:
+		out[f"b_over_c_{n}"] = round(variants[f"b_{n}"]["median_ms"] / variants[f"c_{n}"]["median_ms"], 2)
+	return out
+
+
+TARGETS = {
+	"a_over_b": (">=", 1.5),
+	"d_over_2x_floor": (">=", 0.8),
+	"f_ms": ("<=", 5),
+}
+
+
+def verdict(name: str, value: float) -> str:
+	if name.startswith("b_over_c_"):
+		op, target = "<=", 1.10
+	elif name in TARGETS:
+		op, target = TARGETS[name]
+	else:
+		return ""
+	met = value >= target if op == ">=" else value <= target
+	return f"{op} {target}: {'met' if met else 'MISSED'}"
+
+
+def write(results: dict, line_counts: list[int], out_dir: str | None, chart: bool):
+	out_dir = out_dir or os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks", "results")
+	os.makedirs(out_dir, exist_ok=True)
+	lines = [
+		"# Sales cycle benchmark",
+		"",
+		f"Site `{results['site']}`, {results['reps']} interleaved rounds per variant (100 lines: fewer).",
+		"",
+		"| variant | lines | runs | median ms | p95 ms |",
+		"| --- | --- | --- | --- | --- |",
+	]
+	labels = {"a": "(a) REST, 7 calls", "b": "(b) run_sales_cycle, 1 call", "c": "(c) in-process floor"}
+	for key, stats in results["variants"].items():
+		variant, n = key.split("_")
+		lines.append(f"| {labels[variant]} | {n} | {stats['n']} | {stats['median_ms']} | {stats['p95_ms']} |")
+	f = results["f"]
+	d = results["d"]
+	lines += [
+		"",
+		f"(d) background: {d['orders']} orders, {d['workers']} workers: {d['orders_per_minute']} orders/min "
+		f"({d['seconds']} s, of which submitting {d['submit_seconds']} s); runs {d['runs_by_status']}; "
+		f"duplicates {d['duplicates']}.",
+		"",
+		f"(f) Sales Order submit: {f['submit_with_hook']['median_ms']} ms with the hook (no rule matches), "
+		f"{f['submit_without_hook']['median_ms']} ms without; the hook itself {f['hook_ms']} ms.",
+		"",
+		"| ratio | value | target |",
+		"| --- | --- | --- |",
+	]
+	for name, value in results["ratios"].items():
+		lines.append(f"| {name} | {value} | {verdict(name, value)} |")
+	with open(os.path.join(out_dir, "results.md"), "w") as handle:
+		handle.write("\n".join(lines) + "\n")
+	with open(os.path.join(out_dir, "results.json"), "w") as handle:
+		json.dump(results, handle, indent=1, default=str)
+	if chart:
+		draw(results, line_counts, os.path.join(out_dir, "chart.png"))
+	print("\n".join(lines))
+
+
+def draw(results: dict, line_counts: list[int], path: str):
+	import matplotlib
+
+	matplotlib.use("Agg")
+	import matplotlib.pyplot as plt
+
+	fig, axes = plt.subplots(1, len(line_counts), figsize=(4 * len(line_counts), 4))
+	axes = axes if len(line_counts) > 1 else [axes]
+	for axis, n in zip(axes, line_counts, strict=True):
+		keys = [key for key in results["variants"] if key.endswith(f"_{n}")]
+		medians = [results["variants"][key]["median_ms"] for key in keys]
+		p95 = [results["variants"][key]["p95_ms"] - results["variants"][key]["median_ms"] for key in keys]
+		axis.bar([key.split("_")[0] for key in keys], medians, yerr=[[0] * len(p95), p95], capsize=4)
+		axis.set_title(f"{n} line(s) per order")
+		axis.set_ylabel("ms per order (median, bar to p95)")
+	fig.suptitle("a: REST 7 calls, b: run_sales_cycle, c: in-process floor")
+	fig.tight_layout()
+	fig.savefig(path, dpi=100)
+
+
+def log(message: str):
+	print(f"[bench] {message}", flush=True)

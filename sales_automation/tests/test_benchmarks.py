@@ -1,0 +1,29 @@
+"""A tiny run of the benchmark, so the script cannot rot. The targets are the benchmark's job."""
+
+import json
+import os
+import tempfile
+
+import frappe
+from frappe.tests.utils import FrappeTestCase
+
+from sales_automation import benchmarks
+
+
+class TestBenchmarkScript(FrappeTestCase):
+	def test_tiny_benchmark_measures_every_variant_without_duplicates(self):
+		out_dir = tempfile.mkdtemp()
+		results = benchmarks.run(orders=2, reps=1, lines="1,2", workers=1, out_dir=out_dir, chart=False)
+
+		self.assertEqual(set(results["variants"]), {"a_1", "b_1", "c_1", "b_2", "c_2"})
+		self.assertTrue(all(stats["median_ms"] > 0 for stats in results["variants"].values()))
+		self.assertEqual(results["d"]["runs_by_status"], {"Completed": 2})
+		self.assertEqual(results["d"]["duplicates"], 0)
+		self.assertEqual(
+			set(results["ratios"]),
+			{"a_over_b", "floor_orders_per_minute", "d_over_2x_floor", "f_ms", "b_over_c_1", "b_over_c_2"},
+		)
+		with open(os.path.join(out_dir, "results.json")) as handle:
+			self.assertEqual(json.load(handle)["d"]["duplicates"], 0)
+		self.assertIn("(b) run_sales_cycle, 1 call", open(os.path.join(out_dir, "results.md")).read())
+		frappe.db.rollback()
