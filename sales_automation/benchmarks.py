@@ -92,39 +92,9 @@ def order_payload(env, n: int, customer: str | None = None, first: int = 0) -> d
 
 def rest_flow(server, http, env, n: int) -> str:
 	"""(a) what an integration does today: 7 round trips, token auth, keep-alive."""
+	from sales_automation.tests.live_server import rest_cycle
 
-	def call(method, **data):
-		response = http.post(f"{server.url}/api/method/{method}", json=data)
-		response.raise_for_status()
-		return response.json()["message"]
-
-	def create(doctype, doc):
-		response = http.post(f"{server.url}/api/resource/{doctype}", json={**doc, "docstatus": 1})
-		response.raise_for_status()
-		return response.json()["data"]
-
-	sales_order = create("Sales Order", order_payload(env, n))
-	delivery_note = create(
-		"Delivery Note",
-		call(
-			"erpnext.selling.doctype.sales_order.sales_order.make_delivery_note",
-			source_name=sales_order["name"],
-		),
-	)
-	sales_invoice = create(
-		"Sales Invoice",
-		call(
-			"erpnext.stock.doctype.delivery_note.delivery_note.make_sales_invoice",
-			source_name=delivery_note["name"],
-		),
-	)
-	payment_entry = call(
-		"erpnext.accounts.doctype.payment_entry.payment_entry.get_payment_entry",
-		dt="Sales Invoice",
-		dn=sales_invoice["name"],
-	)
-	payment_entry.update({"reference_no": sales_order["name"], "reference_date": nowdate()})
-	return create("Payment Entry", payment_entry)["name"]
+	return rest_cycle(http, server.url, order_payload(env, n))["Payment Entry"]["name"]
 
 
 def one_call(server, http, env, n: int) -> str:

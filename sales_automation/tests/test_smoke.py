@@ -10,7 +10,7 @@ from erpnext.stock.doctype.delivery_note.delivery_note import make_sales_invoice
 
 from sales_automation.setup.demo import SALES_ROLES, ensure_api_user
 from sales_automation.tests.factories import gl_totals, make_item, make_sales_order, test_env
-from sales_automation.tests.live_server import LiveServer
+from sales_automation.tests.live_server import LiveServer, rest_cycle
 
 
 class TestEnvironmentSmoke(FrappeTestCase):
@@ -66,49 +66,22 @@ class TestEnvironmentSmoke(FrappeTestCase):
 		with LiveServer() as server:
 			http = server.session(api_key, api_secret)
 
-			def call(method, **data):
-				response = http.post(f"{server.url}/api/method/{method}", json=data)
-				self.assertEqual(response.status_code, 200, response.text)
-				return response.json()["message"]
-
-			def create(doctype, doc):
-				response = http.post(f"{server.url}/api/resource/{doctype}", json={**doc, "docstatus": 1})
-				self.assertEqual(response.status_code, 200, response.text)
-				return response.json()["data"]
-
-			self.assertEqual(call("frappe.auth.get_logged_user"), "_sa_smoke_http@example.com")
-			sales_order = create(
-				"Sales Order",
+			self.assertEqual(
+				http.post(f"{server.url}/api/method/frappe.auth.get_logged_user").json()["message"],
+				"_sa_smoke_http@example.com",
+			)
+			documents = rest_cycle(
+				http,
+				server.url,
 				{
 					"customer": env.customer,
 					"company": env.company,
 					"delivery_date": frappe.utils.add_days(frappe.utils.nowdate(), 3),
 					"items": [{"item_code": item_code, "qty": 2, "rate": 99.5, "warehouse": env.warehouse}],
 				},
+				bank_account=env.cash_account,
 			)
-			delivery_note = create(
-				"Delivery Note",
-				call(
-					"erpnext.selling.doctype.sales_order.sales_order.make_delivery_note",
-					source_name=sales_order["name"],
-				),
-			)
-			sales_invoice = create(
-				"Sales Invoice",
-				call(
-					"erpnext.stock.doctype.delivery_note.delivery_note.make_sales_invoice",
-					source_name=delivery_note["name"],
-				),
-			)
-			payment_entry = create(
-				"Payment Entry",
-				call(
-					"erpnext.accounts.doctype.payment_entry.payment_entry.get_payment_entry",
-					dt="Sales Invoice",
-					dn=sales_invoice["name"],
-					bank_account=env.cash_account,
-				),
-			)
+			sales_order, delivery_note, sales_invoice, payment_entry = documents.values()
 
 		frappe.db.rollback()  # start a new transaction to read what the server committed
 		self.assertEqual(sales_invoice["grand_total"], 199)
