@@ -11,7 +11,19 @@ SITE=${SA_TEST_SITE:-sa-test-$(date +%s)-$$.localhost}
 OUT_DIR=${SA_TEST_OUTPUT:-$REPO_DIR/test-output}
 mkdir -p "$OUT_DIR"
 LOG="$OUT_DIR/run-tests.log"
-cleanup() { [ "${SA_KEEP_SITE:-0}" = 1 ] || drop_site "$SITE"; }
+# The dev servers' worker takes jobs from the bench-wide queue, the test site's included: pause them.
+dev_was_running=0
+for pidfile in "$BENCH_DIR"/config/pids/sa-*.pid; do
+	[ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null && dev_was_running=1
+done
+if [ "$dev_was_running" = 1 ]; then
+	log "pausing the dev servers during the tests (restarted afterwards)"
+	bash "$REPO_DIR/scripts/stop.sh"
+fi
+cleanup() {
+	[ "${SA_KEEP_SITE:-0}" = 1 ] || drop_site "$SITE"
+	[ "$dev_was_running" = 1 ] && bash "$REPO_DIR/scripts/dev.sh" >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 
 started=$(date +%s)
