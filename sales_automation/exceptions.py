@@ -45,3 +45,9 @@ class RequestInProgressError(SalesAutomationError):
 	"""The first call with this idempotency key has not finished yet."""
 
 	http_status_code = 409
+
+
+class CycleNotCancellableError(SalesAutomationError):
+	"""The cycle's documents cannot all be cancelled; nothing was cancelled."""
+
+	http_status_code = 409

@@ -25,3 +25,11 @@ def resume_run(run: str) -> dict:
 			for row in sales_automation_run.steps
 		],
 	}
+
+
+@frappe.whitelist(methods=["POST"])
+def cancel_cycle(sales_order: str, cancel_order: bool = False) -> dict:
+	"""Cancel the documents the order's runs created, in reverse, all or nothing."""
+	frappe.has_permission("Sales Order", "cancel" if cancel_order else "write", sales_order, throw=True)
+	cancelled = engine.cancel_cycle(sales_order, cancel_order=bool(cancel_order))
+	return {"sales_order": sales_order, "cancelled": [{"doctype": d, "name": n} for d, n in cancelled]}
