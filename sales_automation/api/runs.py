@@ -1,14 +1,24 @@
 import frappe
+from frappe import _
 
 from sales_automation import engine
 
 RESUME_ROLES = ("System Manager", "Sales Manager")
 
 
+def require_role(roles: tuple[str, ...]):
+	"""Like frappe.only_for, which does nothing while tests run, so this restriction stays tested."""
+	if not set(roles) & set(frappe.get_roles()):
+		frappe.throw(
+			_("Only {0} may do this").format(_(" or ").join(_(role) for role in roles)),
+			frappe.PermissionError,
+		)
+
+
 @frappe.whitelist(methods=["POST"])
 def resume_run(run: str) -> dict:
 	"""Retry / Resume a Sales Automation Run from its first step not done."""
-	frappe.only_for(RESUME_ROLES)
+	require_role(RESUME_ROLES)
 	sales_automation_run = frappe.get_doc("Sales Automation Run", run)
 	sales_automation_run.check_permission("write")
 	engine.resume(sales_automation_run)
@@ -33,3 +43,96 @@ def cancel_cycle(sales_order: str, cancel_order: bool = False) -> dict:
 	frappe.has_permission("Sales Order", "cancel" if cancel_order else "write", sales_order, throw=True)
 	cancelled = engine.cancel_cycle(sales_order, cancel_order=bool(cancel_order))
 	return {"sales_order": sales_order, "cancelled": [{"doctype": d, "name": n} for d, n in cancelled]}
+
+
+BULK_LIMIT = 500
+
+
+@frappe.whitelist(methods=["POST"])
+def run_bulk(
+	sales_orders: list | None = None, filters: list | dict | None = None, rule: str | None = None
+) -> dict:
+	"""Start the cycle in the background for the given (or filtered) submitted orders.
+
+	Orders that are not submitted, closed, on hold or completed, already have a run under way or done,
+	or match no rule (when none is given) are skipped with the reason. Returns the runs started; poll
+	bulk_status with them for progress and the summary."""
+	require_role(RESUME_ROLES)
+	if not engine.get_settings().enabled:
+		frappe.throw(
+			_("Sales automation is switched off in Sales Automation Settings"), frappe.ValidationError
+		)
+	if rule and not frappe.db.get_value("Sales Automation Rule", rule, "enabled"):
+		frappe.throw(
+			_("Sales Automation Rule {0} does not exist or is disabled").format(rule), frappe.ValidationError
+		)
+	if sales_orders is None:
+		sales_orders = frappe.get_list(
+			"Sales Order",
+			filters=filters or {},
+			pluck="name",
+			limit_page_length=BULK_LIMIT,
+			order_by="creation asc",
+		)
+	started, skipped = [], []
+	for sales_order_name in sales_orders[:BULK_LIMIT]:
+		reason = bulk_skip_reason(sales_order_name)
+		run = None
+		if not reason:
+			sales_order = frappe.get_doc("Sales Order", sales_order_name)
+			run = engine.start_for_order(
+				sales_order, trigger="Bulk", rule_name=rule, execution_mode=engine.BACKGROUND
+			)
+			reason = None if run else _("no rule matches it")
+		if run:
+			started.append(run.name)
+		else:
+			skipped.append({"sales_order": sales_order_name, "reason": reason})
+	return {"runs": started, "skipped": skipped}
+
+
+def bulk_skip_reason(sales_order_name: str) -> str | None:
+	if not frappe.db.exists("Sales Order", sales_order_name):
+		return _("it does not exist")
+	if not frappe.has_permission("Sales Order", "read", sales_order_name):
+		return _("you may not read it")
+	docstatus, status = frappe.db.get_value("Sales Order", sales_order_name, ["docstatus", "status"])
+	if docstatus != 1:
+		return _("it is not submitted")
+	if status in ("Closed", "On Hold", "Completed"):
+		return _("it is {0}").format(_(status))
+	if frappe.db.exists(
+		"Sales Automation Run",
+		{
+			"sales_order": sales_order_name,
+			"status": ["in", ["Queued", "Running", "Completed", "Partially Completed"]],
+		},
+	):
+		return _("it already has a run")
+	return None
+
+
+@frappe.whitelist()
+def bulk_status(runs: list) -> dict:
+	"""Progress of a bulk run: counts by status, done when nothing is queued or running, failures."""
+	rows = frappe.get_list(
+		"Sales Automation Run",
+		filters={"name": ["in", runs or [""]]},
+		fields=["name", "sales_order", "status", "error"],
+		limit_page_length=0,
+	)
+	counts = {}
+	for row in rows:
+		counts[row.status] = counts.get(row.status, 0) + 1
+	pending = counts.get("Queued", 0) + counts.get("Running", 0)
+	return {
+		"total": len(rows),
+		"done": len(rows) - pending,
+		"finished": pending == 0,
+		"by_status": counts,
+		"failed": [
+			{"run": row.name, "sales_order": row.sales_order, "error": row.error}
+			for row in rows
+			if row.status == "Failed"
+		],
+	}
