@@ -16,6 +16,16 @@ from sales_automation.tests.factories import (
 )
 
 
+def cycle_documents(sales_order, run) -> list[tuple[str, str]]:
+	"""The cycle's documents in the order a cancel must take them."""
+	return [
+		("Payment Entry", run.payment_entry),
+		("Sales Invoice", run.sales_invoice),
+		("Delivery Note", run.delivery_note),
+		("Sales Order", sales_order.name),
+	]
+
+
 class TestCancelCycle(FrappeTestCase):
 	@classmethod
 	def setUpClass(cls):
@@ -46,20 +56,9 @@ class TestCancelCycle(FrappeTestCase):
 		answer = cancel_cycle(sales_order.name, cancel_order=True)
 
 		self.assertEqual(
-			[(row["doctype"], row["name"]) for row in answer["cancelled"]],
-			[
-				("Payment Entry", run.payment_entry),
-				("Sales Invoice", run.sales_invoice),
-				("Delivery Note", run.delivery_note),
-				("Sales Order", sales_order.name),
-			],
+			[(row["doctype"], row["name"]) for row in answer["cancelled"]], cycle_documents(sales_order, run)
 		)
-		for doctype, name in (
-			("Payment Entry", run.payment_entry),
-			("Sales Invoice", run.sales_invoice),
-			("Delivery Note", run.delivery_note),
-			("Sales Order", sales_order.name),
-		):
+		for doctype, name in cycle_documents(sales_order, run):
 			self.assertEqual(frappe.db.get_value(doctype, name, "docstatus"), 2, doctype)
 		self.assertEqual(self.stock_qty(item_code), 6)
 		self.assertFalse(frappe.db.exists("GL Entry", {"voucher_no": ["in", vouchers], "is_cancelled": 0}))
@@ -89,12 +88,7 @@ class TestCancelCycle(FrappeTestCase):
 			cancel_cycle(sales_order.name, cancel_order=True)
 
 		self.assertIn(run.sales_invoice, str(caught.exception))
-		for doctype, name in (
-			("Payment Entry", run.payment_entry),
-			("Sales Invoice", run.sales_invoice),
-			("Delivery Note", run.delivery_note),
-			("Sales Order", sales_order.name),
-		):
+		for doctype, name in cycle_documents(sales_order, run):
 			self.assertEqual(frappe.db.get_value(doctype, name, "docstatus"), 1, doctype)
 		self.assertTrue(frappe.db.exists("GL Entry", {"voucher_no": run.payment_entry, "is_cancelled": 0}))
 		self.assertEqual(self.stock_qty(item_code), 2)
