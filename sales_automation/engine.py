@@ -372,12 +372,12 @@ def retry_due_runs():
 		"status",
 		"Queued",
 	)
-	for run_name in frappe.get_all(
+	for run in frappe.get_all(
 		"Sales Automation Run",
 		filters={"status": "Queued", "next_retry_at": ["<=", now_datetime()]},
-		pluck="name",
+		fields=["name", "sales_order"],
 	):
-		enqueue_run(frappe.get_doc("Sales Automation Run", run_name))
+		enqueue_run(run)
 
 
 def cancel_cycle(sales_order_name: str, cancel_order: bool = False) -> list[tuple[str, str]]:
@@ -446,18 +446,16 @@ def cancel_cycle(sales_order_name: str, cancel_order: bool = False) -> list[tupl
 				exc=CycleNotCancellableError,
 				title=_("Cannot Cancel the Cycle"),
 			)
-	for run_name in runs:
-		frappe.db.set_value("Sales Automation Run", run_name, "status", "Cancelled")
+	cancel_runs_of_order(sales_order_name, statuses=None)
 	return order
 
 
-def cancel_runs_of_order(sales_order_name: str):
-	for run_name in frappe.get_all(
-		"Sales Automation Run",
-		filters={"sales_order": sales_order_name, "status": ["in", [*ACTIVE_STATUSES, "Failed"]]},
-		pluck="name",
-	):
-		frappe.db.set_value("Sales Automation Run", run_name, "status", "Cancelled")
+def cancel_runs_of_order(sales_order_name: str, statuses=(*ACTIVE_STATUSES, "Failed")):
+	"""Mark the order's runs (those in `statuses`, or all) Cancelled."""
+	filters = {"sales_order": sales_order_name}
+	if statuses:
+		filters["status"] = ["in", statuses]
+	frappe.db.set_value("Sales Automation Run", filters, "status", "Cancelled")
 
 
 # --- the steps ---------------------------------------------------------------------------------------
@@ -498,13 +496,7 @@ class Cycle:
 		draft = linked_document(DELIVERY_NOTE, "against_sales_order", sales_order.name, docstatus=0)
 		if draft:
 			return self.finish_document(draft, self.rule.submit_delivery_note, _("Used the existing draft"))
-		rows = [
-			row
-			for row in sales_order.lines
-			if flt(row.delivered_qty) < flt(row.qty)
-			and not row.delivered_by_supplier
-			and is_stock_item(row.item_code)
-		]
+		rows = undelivered_stock_rows(sales_order.lines)
 		if not rows:
 			delivered = linked_document(DELIVERY_NOTE, "against_sales_order", sales_order.name, docstatus=1)
 			return "Skipped", delivered, _("Nothing left to deliver")
@@ -594,22 +586,23 @@ class Cycle:
 		return status, document, message
 
 	def unbilled_delivery_note(self, sales_order_name: str) -> str | None:
-		if self.run.delivery_note and frappe.db.get_value(
-			DELIVERY_NOTE, self.run.delivery_note, ["docstatus", "per_billed"], as_dict=True
-		) == {"docstatus": 1, "per_billed": 0}:
-			return self.run.delivery_note
-		candidates = frappe.get_all(
-			"Delivery Note Item",
-			filters={"against_sales_order": sales_order_name, "docstatus": 1, "parenttype": DELIVERY_NOTE},
-			pluck="parent",
-			distinct=True,
+		"""The run's own Delivery Note when it is not fully billed, else the oldest such one of the order."""
+		unbilled = frappe.get_all(
+			DELIVERY_NOTE,
+			filters={
+				"name": [
+					"in",
+					linked_names(DELIVERY_NOTE, "against_sales_order", sales_order_name, 1) or [""],
+				],
+				"is_return": 0,
+				"per_billed": ["<", 100],
+			},
+			order_by="creation asc",
+			pluck="name",
 		)
-		for name in candidates:
-			if flt(frappe.db.get_value(DELIVERY_NOTE, name, "per_billed")) < 100 and not frappe.db.get_value(
-				DELIVERY_NOTE, name, "is_return"
-			):
-				return name
-		return None
+		if self.run.delivery_note in unbilled:
+			return self.run.delivery_note
+		return unbilled[0] if unbilled else None
 
 	# Payment Entry ---------------------------------------------------------------------------------
 
@@ -629,14 +622,17 @@ class Cycle:
 			)
 			if not reference_name:
 				return "Skipped", None, _("No submitted Sales Invoice to pay")
-			if frappe.db.get_value(SALES_INVOICE, reference_name, "docstatus") != 1:
+			docstatus, outstanding = frappe.db.get_value(
+				SALES_INVOICE, reference_name, ["docstatus", "outstanding_amount"]
+			)
+			if docstatus != 1:
 				frappe.throw(
 					_(
 						"Sales Invoice {0} is a draft; a payment can only be made against a submitted invoice."
 					).format(reference_name),
 					exc=StepFailedError,
 				)
-			outstanding = flt(frappe.db.get_value(SALES_INVOICE, reference_name, "outstanding_amount"))
+			outstanding = flt(outstanding)
 		draft = draft_payment(reference_doctype, reference_name)
 		if draft:
 			return self.finish_document(draft, self.rule.submit_payment_entry, _("Used the existing draft"))
@@ -695,13 +691,8 @@ class Cycle:
 		"""Whether the order still has something the rule should have delivered or billed."""
 		sales_order = self.order()
 		if self.rule.create_delivery_note or self.rule.invoice_source == INVOICE_UPDATING_STOCK:
-			for row in sales_order.lines:
-				if (
-					is_stock_item(row.item_code)
-					and flt(row.delivered_qty) < flt(row.qty)
-					and not row.delivered_by_supplier
-				):
-					return True
+			if undelivered_stock_rows(sales_order.lines):
+				return True
 		return bool(
 			self.rule.create_sales_invoice
 			and self.rule.submit_sales_invoice
@@ -778,19 +769,19 @@ def cap_rows(document, caps: dict):
 	document.calculate_taxes_and_totals()
 
 
-def linked_names(doctype: str, link_field: str, sales_order_name: str, docstatus: int) -> list[str]:
-	"""Names of the documents of `doctype` with a row linked to the order, with the given docstatus."""
+def linked_names(doctype: str, link_field: str, link_value: str, docstatus: int) -> list[str]:
+	"""Names of the documents of `doctype` with a row whose `link_field` is `link_value`."""
 	return frappe.get_all(
 		f"{doctype} Item",
-		filters={link_field: sales_order_name, "docstatus": docstatus, "parenttype": doctype},
+		filters={link_field: link_value, "docstatus": docstatus, "parenttype": doctype},
 		pluck="parent",
 		distinct=True,
 	)
 
 
-def linked_document(doctype: str, link_field: str, sales_order_name: str, docstatus: int, name_only=False):
-	"""The newest document of `doctype` with a row linked to the order, with the given docstatus."""
-	names = linked_names(doctype, link_field, sales_order_name, docstatus)
+def linked_document(doctype: str, link_field: str, link_value: str, docstatus: int, name_only=False):
+	"""The newest document of `doctype` with a row whose `link_field` is `link_value`."""
+	names = linked_names(doctype, link_field, link_value, docstatus)
 	if not names:
 		return None
 	name = frappe.get_all(
@@ -824,6 +815,17 @@ def draft_payment(reference_doctype: str, reference_name: str):
 		distinct=True,
 	)
 	return frappe.get_doc(PAYMENT_ENTRY, names[0]) if names else None
+
+
+def undelivered_stock_rows(rows) -> list:
+	"""The order rows of stock items with qty still to deliver from our warehouses (not drop-shipped)."""
+	return [
+		row
+		for row in rows
+		if flt(row.delivered_qty) < flt(row.qty)
+		and not row.delivered_by_supplier
+		and is_stock_item(row.item_code)
+	]
 
 
 def is_stock_item(item_code: str) -> bool:

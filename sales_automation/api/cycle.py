@@ -21,18 +21,9 @@ STEP_KEYS = {
 }
 PAYMENT_KEYS = ("mode_of_payment", "reference_no", "reference_date", "amount")
 ORDER_READ_ONLY = {"name", "docstatus", "amended_from", "owner", "creation", "modified", "modified_by", "idx"}
-DEFAULT_RULE = {
-	"create_delivery_note": 1,
-	"submit_delivery_note": 1,
-	"shortage_policy": "Fail",
-	"create_sales_invoice": 1,
-	"invoice_source": engine.INVOICE_FROM_DELIVERY_NOTE,
-	"submit_sales_invoice": 1,
-	"create_payment_entry": 1,
-	"payment_against": engine.PAY_AGAINST_INVOICE,
-	"reference_no_pattern": "{sales_order}",
-	"submit_payment_entry": 1,
-}
+# The default when no rule matches: the Sales Automation Rule's own field defaults (deliver, invoice
+# from the Delivery Note, everything submitted, reference = order name), plus paying in full.
+DEFAULT_RULE = {"create_payment_entry": 1}
 
 
 @frappe.whitelist(methods=["POST"])
@@ -574,10 +565,7 @@ def existing_order(name, submit_draft: bool = False):
 
 
 def order_is_done(sales_order) -> bool:
-	if any(
-		engine.is_stock_item(row.item_code) and flt(row.delivered_qty) < flt(row.qty)
-		for row in sales_order.items
-	):
+	if engine.undelivered_stock_rows(sales_order.items):
 		return False
 	if flt(sales_order.per_billed) < 100:
 		return False
@@ -597,12 +585,7 @@ def delivery_note_order(delivery_note: str) -> str:
 def invoice_of_delivery_note(delivery_note: str):
 	if flt(frappe.db.get_value("Delivery Note", delivery_note, "per_billed")) < 100:
 		return None
-	names = frappe.get_all(
-		"Sales Invoice Item",
-		filters={"delivery_note": delivery_note, "docstatus": 1, "parenttype": "Sales Invoice"},
-		pluck="parent",
-	)
-	return frappe.get_doc("Sales Invoice", names[0]) if names else None
+	return engine.linked_document(engine.SALES_INVOICE, "delivery_note", delivery_note, docstatus=1)
 
 
 def create_order(order: dict):
