@@ -4,6 +4,7 @@ Every endpoint validates its input (naming the field), checks the caller's permi
 the order to the engine in same-transaction mode; nothing here implements a step."""
 
 import copy
+import json
 from datetime import date
 
 import frappe
@@ -28,15 +29,19 @@ DEFAULT_RULE = {"create_payment_entry": 1}
 
 @frappe.whitelist(methods=["POST"])
 def run_sales_cycle(
-	order: dict | None = None,
+	order: dict | str | None = None,
 	sales_order: str | None = None,
 	rule: str | None = None,
-	steps: list | None = None,
-	payment: dict | None = None,
+	steps: list | str | None = None,
+	payment: dict | str | None = None,
 	idempotency_key: str | None = None,
 	dry_run: bool = False,
 ) -> dict:
 	"""Deliver, invoice and pay a Sales Order (given as a payload or by name) in one atomic call."""
+	# a form post (the desk's frappe.call) carries objects and lists as JSON text
+	order = json_argument("order", order)
+	steps = json_argument("steps", steps)
+	payment = json_argument("payment", payment)
 	if bool(order) == bool(sales_order):
 		invalid("order", _("give either order (a new Sales Order) or sales_order (an existing one)"))
 	request = {
@@ -291,30 +296,8 @@ def answer(run) -> dict:
 		"run": run.name,
 		"rule": run.rule,
 		"match_reason": run.match_reason,
-		"totals": totals(sales_order),
+		"totals": engine.order_totals(sales_order),
 		"replayed": False,
-	}
-
-
-def totals(sales_order) -> dict:
-	grand_total = flt(sales_order.rounded_total or sales_order.grand_total)
-	invoices = frappe.get_all(
-		"Sales Invoice",
-		filters={
-			"name": ["in", engine.linked_names("Sales Invoice", "sales_order", sales_order.name, docstatus=1)]
-		},
-		fields=["outstanding_amount", "rounded_total", "grand_total"],
-	)
-	if invoices:
-		billed = sum(flt(row.rounded_total or row.grand_total) for row in invoices)
-		outstanding = sum(flt(row.outstanding_amount) for row in invoices) + max(grand_total - billed, 0)
-	else:
-		outstanding = grand_total - flt(sales_order.advance_paid)
-	return {
-		"currency": sales_order.currency,
-		"grand_total": grand_total,
-		"paid": flt(grand_total - outstanding, 2),
-		"outstanding": flt(outstanding, 2),
 	}
 
 
@@ -470,6 +453,16 @@ def check_permissions(run):
 # --- input -----------------------------------------------------------------------------------------
 
 
+def json_argument(field: str, value):
+	"""An object or list argument, also when a form post sends it as JSON text."""
+	if not isinstance(value, str):
+		return value
+	try:
+		return json.loads(value) if value.strip() else None
+	except ValueError:
+		invalid(field, _("is not valid JSON"))
+
+
 def invalid(field: str, message: str):
 	error = InvalidRequestError(_("{0}: {1}").format(field, message))
 	error.field = field
@@ -569,7 +562,7 @@ def order_is_done(sales_order) -> bool:
 		return False
 	if flt(sales_order.per_billed) < 100:
 		return False
-	return totals(sales_order)["outstanding"] <= 0
+	return engine.order_totals(sales_order)["outstanding"] <= 0
 
 
 def delivery_note_order(delivery_note: str) -> str:

@@ -2,6 +2,7 @@ import frappe
 from frappe import _
 
 from sales_automation import engine
+from sales_automation.api.cycle import json_argument
 
 RESUME_ROLES = ("System Manager", "Sales Manager")
 
@@ -50,7 +51,9 @@ BULK_LIMIT = 500
 
 @frappe.whitelist(methods=["POST"])
 def run_bulk(
-	sales_orders: list | None = None, filters: list | dict | None = None, rule: str | None = None
+	sales_orders: list | str | None = None,
+	filters: list | dict | str | None = None,
+	rule: str | None = None,
 ) -> dict:
 	"""Start the cycle in the background for the given (or filtered) submitted orders.
 
@@ -58,6 +61,9 @@ def run_bulk(
 	or match no rule (when none is given) are skipped with the reason. Returns the runs started; poll
 	bulk_status with them for progress and the summary."""
 	require_role(RESUME_ROLES)
+	# the desk's frappe.call sends lists and filters as JSON text in a form
+	sales_orders = json_argument("sales_orders", sales_orders)
+	filters = json_argument("filters", filters)
 	if not engine.get_settings().enabled:
 		frappe.throw(
 			_("Sales automation is switched off in Sales Automation Settings"), frappe.ValidationError
@@ -113,8 +119,9 @@ def bulk_skip_reason(sales_order_name: str) -> str | None:
 
 
 @frappe.whitelist()
-def bulk_status(runs: list) -> dict:
+def bulk_status(runs: list | str) -> dict:
 	"""Progress of a bulk run: counts by status, done when nothing is queued or running, failures."""
+	runs = json_argument("runs", runs)
 	rows = frappe.get_list(
 		"Sales Automation Run",
 		filters={"name": ["in", runs or [""]]},

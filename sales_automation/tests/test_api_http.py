@@ -1,5 +1,6 @@
 """The one-call endpoint over real HTTP, against a server the harness starts."""
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
@@ -68,6 +69,25 @@ class TestRunSalesCycleOverHTTP(FrappeTestCase):
 		self.assertEqual(debit, credit)
 		self.assertEqual(
 			result["totals"], {"currency": "USD", "grand_total": 60, "paid": 60, "outstanding": 0}
+		)
+
+	def test_a_form_post_with_the_order_as_json_text_runs_the_cycle(self):
+		# how Frappe's desk (frappe.call) and many HTTP clients send it: a form, objects as JSON text
+		response = self.http.post(
+			self.server.url + ENDPOINT,
+			data={
+				"order": json.dumps(self.payload(qty=1, rate=12)),
+				"payment": json.dumps({"mode_of_payment": self.env.cash_mode}),
+			},
+			timeout=120,
+		)
+		self.assertEqual(response.status_code, 200, response.text)
+		result = response.json()["message"]
+		frappe.db.rollback()
+		self.assertEqual(frappe.db.get_value("Sales Invoice", result["sales_invoice"], "status"), "Paid")
+		self.assertEqual(
+			frappe.db.get_value("Payment Entry", result["payment_entry"], "mode_of_payment"),
+			self.env.cash_mode,
 		)
 
 	def test_existing_order_name_over_http(self):
