@@ -386,22 +386,7 @@ def cancel_cycle(sales_order_name: str, cancel_order: bool = False) -> list[tupl
 
 	Refuses, changing nothing, when a document cannot be cancelled, e.g. a payment that is also
 	allocated to an invoice outside the cycle. Returns the cancelled (doctype, name) pairs."""
-	runs = frappe.get_all("Sales Automation Run", filters={"sales_order": sales_order_name}, pluck="name")
-	documents = {PAYMENT_ENTRY: [], SALES_INVOICE: [], DELIVERY_NOTE: []}
-	for row in frappe.get_all(
-		"Sales Automation Run Step",
-		filters={
-			"parent": ["in", runs or [""]],
-			"parenttype": "Sales Automation Run",
-			"status": "Completed",  # skipped steps may point at documents the cycle did not make
-			"reference_name": ["is", "set"],
-		},
-		fields=["reference_doctype", "reference_name"],
-		order_by="creation desc",
-	):
-		if frappe.db.get_value(row.reference_doctype, row.reference_name, "docstatus") == 1:
-			if row.reference_name not in documents[row.reference_doctype]:
-				documents[row.reference_doctype].append(row.reference_name)
+	documents = cycle_documents(sales_order_name)
 	if not any(documents.values()) and not cancel_order:
 		frappe.throw(
 			_("Sales Order {0} has no submitted document made by sales automation").format(sales_order_name),
@@ -448,6 +433,32 @@ def cancel_cycle(sales_order_name: str, cancel_order: bool = False) -> list[tupl
 			)
 	cancel_runs_of_order(sales_order_name, statuses=None)
 	return order
+
+
+def cycle_documents(sales_order_name: str, docstatuses=(1,)) -> dict[str, list[str]]:
+	"""The documents the order's runs made, newest first by doctype, in the given docstatuses."""
+	runs = frappe.get_all("Sales Automation Run", filters={"sales_order": sales_order_name}, pluck="name")
+	documents = {PAYMENT_ENTRY: [], SALES_INVOICE: [], DELIVERY_NOTE: []}
+	for row in frappe.get_all(
+		"Sales Automation Run Step",
+		filters={
+			"parent": ["in", runs or [""]],
+			"parenttype": "Sales Automation Run",
+			"status": "Completed",  # skipped steps may point at documents the cycle did not make
+			"reference_name": ["is", "set"],
+		},
+		fields=["reference_doctype", "reference_name"],
+		order_by="creation desc",
+	):
+		if frappe.db.get_value(row.reference_doctype, row.reference_name, "docstatus") in docstatuses:
+			if row.reference_name not in documents[row.reference_doctype]:
+				documents[row.reference_doctype].append(row.reference_name)
+	return documents
+
+
+def stuck_before():
+	"""Runs and orders older than this, and not done, count as stuck (Settings: stuck_after_minutes)."""
+	return add_to_date(now_datetime(), minutes=-cint(get_settings().stuck_after_minutes))
 
 
 def cancel_runs_of_order(sales_order_name: str, statuses=(*ACTIVE_STATUSES, "Failed")):
@@ -733,6 +744,27 @@ def order_state(sales_order_name: str) -> frappe._dict:
 		order_by="idx asc",
 	)
 	return sales_order
+
+
+def order_totals(sales_order) -> dict:
+	"""Grand total, paid and outstanding of an order, over its submitted invoices and advances."""
+	grand_total = flt(sales_order.rounded_total or sales_order.grand_total)
+	invoices = frappe.get_all(
+		"Sales Invoice",
+		filters={"name": ["in", linked_names("Sales Invoice", "sales_order", sales_order.name, docstatus=1)]},
+		fields=["outstanding_amount", "rounded_total", "grand_total"],
+	)
+	if invoices:
+		billed = sum(flt(row.rounded_total or row.grand_total) for row in invoices)
+		outstanding = sum(flt(row.outstanding_amount) for row in invoices) + max(grand_total - billed, 0)
+	else:
+		outstanding = grand_total - flt(sales_order.advance_paid)
+	return {
+		"currency": sales_order.currency,
+		"grand_total": grand_total,
+		"paid": flt(grand_total - outstanding, 2),
+		"outstanding": flt(outstanding, 2),
+	}
 
 
 def map_delivery_note(sales_order_name: str):

@@ -11,6 +11,10 @@ required_apps = ["frappe/erpnext"]
 after_install = "sales_automation.setup.install.after_install"
 before_tests = "sales_automation.tests.before_tests"
 
+# the automation's status and actions on ERPNext's Sales Order form and list
+doctype_js = {"Sales Order": "public/js/sales_order.js"}
+doctype_list_js = {"Sales Order": "public/js/sales_order_list.js"}
+
 doc_events = {
 	"Sales Order": {
 		"on_submit": "sales_automation.overrides.sales_order.on_submit",

@@ -1,0 +1,92 @@
+"""What the desk's Sales Order form, run list and bulk action ask the server."""
+
+import frappe
+from frappe import _
+
+from sales_automation import engine
+from sales_automation.api.runs import bulk_skip_reason
+from sales_automation.exceptions import InvalidRequestError, InvalidStateError
+
+FINAL_RUN_STATUSES = ("Completed", "Cancelled")
+
+
+@frappe.whitelist()
+def order_automation(sales_order: str) -> dict:
+	"""The order's newest run, the documents its runs made and what the form may offer."""
+	frappe.has_permission("Sales Order", "read", sales_order, throw=True)
+	run = frappe.db.get_value(
+		"Sales Automation Run",
+		{"sales_order": sales_order},
+		["name", "status", "trigger", "rule", "error", "modified"],
+		order_by="creation desc",
+		as_dict=True,
+	)
+	if run:
+		run.failed_step = frappe.db.get_value(
+			"Sales Automation Run Step",
+			{"parent": run.name, "parenttype": "Sales Automation Run", "status": "Failed"},
+			"step",
+		)
+	documents = [
+		{
+			"doctype": doctype,
+			"name": name,
+			"docstatus": frappe.db.get_value(doctype, name, "docstatus"),
+		}
+		for doctype, names in reversed(engine.cycle_documents(sales_order, docstatuses=(0, 1)).items())
+		for name in reversed(names)
+	]
+	run_blocker = None
+	if not engine.get_settings().enabled:
+		run_blocker = _("sales automation is switched off")
+	else:
+		run_blocker = bulk_skip_reason(sales_order)
+	matching_rule = None
+	if not run_blocker:
+		matching_rule, _reason = engine.find_rule(frappe.get_doc("Sales Order", sales_order))
+	return {
+		"sales_order": sales_order,
+		"run": run,
+		"documents": documents,
+		"matching_rule": matching_rule,
+		"can_run": not run_blocker,
+		"run_blocker": run_blocker,
+		"can_cancel": any(document["docstatus"] == 1 for document in documents)
+		and bool(frappe.has_permission("Sales Order", "write", sales_order)),
+	}
+
+
+@frappe.whitelist(methods=["POST"])
+def run_for_order(sales_order: str, rule: str | None = None) -> dict:
+	"""The form's Run Sales Cycle button: start a run for one submitted order, the rule's way."""
+	frappe.has_permission("Sales Order", "submit", sales_order, throw=True)
+	if not engine.get_settings().enabled:
+		frappe.throw(
+			_("Sales automation is switched off in Sales Automation Settings"), exc=InvalidStateError
+		)
+	if rule and not frappe.db.get_value("Sales Automation Rule", rule, "enabled"):
+		frappe.throw(
+			_("Sales Automation Rule {0} does not exist or is disabled").format(rule), exc=InvalidRequestError
+		)
+	reason = bulk_skip_reason(sales_order)
+	if reason:
+		frappe.throw(
+			_("Cannot run the sales cycle for {0}: {1}").format(sales_order, reason), exc=InvalidStateError
+		)
+	run = engine.start_for_order(frappe.get_doc("Sales Order", sales_order), trigger="Manual", rule_name=rule)
+	if not run:
+		frappe.throw(
+			_("No enabled Sales Automation Rule matches {0}; pick a rule").format(sales_order),
+			exc=InvalidRequestError,
+			title=_("No Rule"),
+		)
+	return order_automation(sales_order)
+
+
+@frappe.whitelist()
+def stuck_run_filters() -> list:
+	"""List filters for runs not done within the Settings' stuck time."""
+	return [
+		["Sales Automation Run", "status", "not in", list(FINAL_RUN_STATUSES)],
+		["Sales Automation Run", "creation", "<", str(engine.stuck_before())],
+	]

@@ -1,0 +1,211 @@
+// The Sales Order form: the automation run's status with links to what it made, and its actions.
+frappe.provide("sales_automation.order");
+
+frappe.ui.form.on("Sales Order", {
+	refresh(frm) {
+		sales_automation.order.refresh(frm);
+	},
+});
+
+Object.assign(sales_automation.order, {
+	POLL_MS: 2000,
+	COLOURS: {
+		Queued: "blue",
+		Running: "orange",
+		Completed: "green",
+		"Partially Completed": "yellow",
+		Failed: "red",
+		Cancelled: "orange",
+	},
+
+	refresh(frm) {
+		clearTimeout(frm.sales_automation_poll);
+		if (frm.doc.docstatus !== 1) {
+			this.box(frm).remove();
+			return;
+		}
+		const sales_order = frm.doc.name;
+		frappe
+			.xcall("sales_automation.api.desk.order_automation", { sales_order })
+			.then((state) => {
+				if (frm.doc.name !== sales_order) return; // the form moved on to another order
+				this.show_status(frm, state);
+				this.add_buttons(frm, state);
+				const status = state.run && state.run.status;
+				if (["Queued", "Running"].includes(status)) {
+					frm.sales_automation_poll = setTimeout(() => this.poll(frm, sales_order), this.POLL_MS);
+				}
+			});
+	},
+
+	poll(frm, sales_order) {
+		if (frm.doc.name !== sales_order || !frm.$wrapper.is(":visible")) return;
+		frappe
+			.xcall("sales_automation.api.desk.order_automation", { sales_order })
+			.then((state) => {
+				if (frm.doc.name !== sales_order) return;
+				if (["Queued", "Running"].includes(state.run && state.run.status)) {
+					this.show_status(frm, state);
+					frm.sales_automation_poll = setTimeout(() => this.poll(frm, sales_order), this.POLL_MS);
+				} else {
+					// the run changed the order (delivered, billed, paid): show the order as it is now
+					frm.reload_doc();
+				}
+			});
+	},
+
+	box(frm) {
+		let $box = frm.layout.wrapper.find(".sales-automation-status");
+		if (!$box.length) {
+			$box = $('<div class="sales-automation-status form-message"></div>').insertAfter(
+				frm.layout.message
+			);
+		}
+		return $box;
+	},
+
+	show_status(frm, state) {
+		const $box = this.box(frm);
+		const run = state.run;
+		if (!run && !state.documents.length) {
+			$box.remove();
+			return;
+		}
+		const parts = [];
+		if (run) {
+			let text = __("Sales automation: {0}", [__(run.status)]);
+			if (run.status === "Failed" || (run.status === "Queued" && run.failed_step)) {
+				text = __("Sales automation: {0} at {1}", [__(run.status), __(run.failed_step || "")]);
+			}
+			parts.push(`<b>${frappe.utils.escape_html(text)}</b>`);
+			parts.push(this.link("Sales Automation Run", run.name, __("Run {0}", [run.name])));
+			if (run.error) parts.push(`<span class="text-muted">${frappe.utils.escape_html(run.error)}</span>`);
+		}
+		if (state.documents.length) {
+			parts.push(
+				state.documents
+					.map((d) => this.link(d.doctype, d.name) + (d.docstatus === 0 ? ` (${__("Draft")})` : ""))
+					.join(", ")
+			);
+		}
+		$box.attr("class", `sales-automation-status form-message ${this.COLOURS[run && run.status] || "blue"}`)
+			.attr("data-status", run ? run.status : "")
+			.html(`<div>${parts.join(" · ")}</div>`);
+	},
+
+	call(method, args) {
+		return frappe.call({ method, args, freeze: true }).then((r) => r.message);
+	},
+
+	link(doctype, name, label) {
+		const esc = frappe.utils.escape_html;
+		return `<a href="/app/${frappe.router.slug(doctype)}/${encodeURIComponent(name)}"
+			data-doctype="${esc(doctype)}" data-name="${esc(name)}">${esc(label || name)}</a>`;
+	},
+
+	add_buttons(frm, state) {
+		const group = __("Sales Automation");
+		frm.remove_custom_button(__("Run Sales Cycle"), group);
+		frm.remove_custom_button(__("Cancel Sales Cycle"), group);
+		if (state.can_run) {
+			frm.add_custom_button(__("Run Sales Cycle"), () => this.run_dialog(frm, state), group);
+		}
+		if (state.can_cancel) {
+			frm.add_custom_button(__("Cancel Sales Cycle"), () => this.cancel_dialog(frm, state), group);
+		}
+	},
+
+	run_dialog(frm, state) {
+		const dialog = new frappe.ui.Dialog({
+			title: __("Run Sales Cycle for {0}", [frm.doc.name]),
+			fields: [
+				{
+					fieldname: "rule",
+					label: __("Rule"),
+					fieldtype: "Link",
+					options: "Sales Automation Rule",
+					reqd: 1,
+					default: state.matching_rule,
+					get_query: () => ({ filters: { enabled: 1 } }),
+					description: state.matching_rule
+						? __("{0} matches this order.", [state.matching_rule])
+						: __("No enabled rule matches this order; pick one."),
+				},
+				{ fieldname: "preview", fieldtype: "HTML" },
+			],
+			primary_action_label: __("Run"),
+			primary_action: ({ rule }) => {
+				this.call("sales_automation.api.desk.run_for_order", { sales_order: frm.doc.name, rule }).then(
+					() => {
+						dialog.hide();
+						frm.reload_doc();
+					}
+				);
+			},
+			secondary_action_label: __("Preview"),
+			secondary_action: () => {
+				const rule = dialog.get_value("rule");
+				if (!rule) {
+					frappe.msgprint(__("Pick a rule to preview."));
+					return;
+				}
+				this.call("sales_automation.api.run_sales_cycle", {
+					sales_order: frm.doc.name,
+					rule,
+					dry_run: 1,
+				}).then((preview) => dialog.fields_dict.preview.$wrapper.html(this.preview_html(preview)));
+			},
+		});
+		dialog.show();
+	},
+
+	preview_html(preview) {
+		const esc = frappe.utils.escape_html;
+		const rows = preview.steps
+			.map((step) => {
+				const document = preview.documents.find((d) => frappe.scrub(d.doctype) === step.step);
+				const total = document && (document.grand_total ?? document.paid_amount);
+				return `<tr><td>${esc(__(frappe.unscrub(step.step)))}</td><td>${esc(__(step.status))}</td>
+					<td>${total == null ? "" : format_currency(total, document.currency)}</td>
+					<td>${esc(step.message || "")}</td></tr>`;
+			})
+			.join("");
+		const verdict = preview.would_succeed
+			? `<p class="text-success">${__("Nothing was saved. Running it would succeed.")}</p>`
+			: `<p class="text-danger">${__("Nothing was saved. Running it would fail.")}</p>`;
+		return `<div class="sales-automation-preview">${verdict}
+			<table class="table table-bordered table-sm">
+			<thead><tr><th>${__("Step")}</th><th>${__("Status")}</th><th>${__("Amount")}</th><th>${__("Message")}</th></tr></thead>
+			<tbody>${rows}</tbody></table></div>`;
+	},
+
+	cancel_dialog(frm, state) {
+		const submitted = state.documents.filter((d) => d.docstatus === 1);
+		const dialog = new frappe.ui.Dialog({
+			title: __("Cancel the Sales Cycle of {0}", [frm.doc.name]),
+			fields: [
+				{
+					fieldtype: "HTML",
+					options: `<p>${__("These documents will be cancelled, in this order, all or none:")}</p>
+						<p>${submitted.map((d) => this.link(d.doctype, d.name)).join(", ")}</p>`,
+				},
+				{ fieldname: "cancel_order", label: __("Also cancel the Sales Order"), fieldtype: "Check" },
+			],
+			primary_action_label: __("Cancel Cycle"),
+			primary_action: ({ cancel_order }) => {
+				this.call("sales_automation.api.runs.cancel_cycle", {
+					sales_order: frm.doc.name,
+					cancel_order: cancel_order ? 1 : 0,
+				}).then((result) => {
+						dialog.hide();
+						frappe.show_alert({
+							message: __("Cancelled {0} documents", [result.cancelled.length]),
+							indicator: "green",
+						});
+						frm.reload_doc();
+					});
+			},
+		});
+		dialog.show();
+	},
+});
