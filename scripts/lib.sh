@@ -166,6 +166,31 @@ link_app() {
 	fi
 }
 
+# For the desk tests: Debian's chromium (no browser download), playwright-core as pinned in
+# browser_tests/package-lock.json, and the bench's built desk assets.
+ensure_browser() {
+	local chromium=${SA_CHROMIUM:-/usr/bin/chromium} sudo=""
+	[ "$(id -u)" = 0 ] || sudo="sudo"
+	if [ ! -x "$chromium" ]; then
+		log "installing Debian's chromium for the browser tests (apt-get install chromium)"
+		mkdir -p "$SA_HOME"
+		{ $sudo apt-get install -y --no-install-recommends chromium ||
+			{ $sudo apt-get update && $sudo apt-get install -y --no-install-recommends chromium; }; } \
+			>"$SA_HOME/apt-chromium.log" 2>&1 || die "could not install chromium; see $SA_HOME/apt-chromium.log"
+	fi
+	local tests_dir="$REPO_DIR/browser_tests"
+	if [ ! -d "$tests_dir/node_modules/playwright-core" ] ||
+		[ "$tests_dir/package-lock.json" -nt "$tests_dir/node_modules/.package-lock.json" ]; then
+		log "installing playwright-core for the browser tests (npm ci)"
+		(cd "$tests_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) ||
+			die "npm ci in browser_tests failed"
+	fi
+	if [ ! -f "$BENCH_DIR/sites/assets/assets.json" ]; then
+		log "building the desk assets (bench build)"
+		bench_cmd build >/dev/null || die "bench build failed"
+	fi
+}
+
 site_exists() { [ -f "$BENCH_DIR/sites/$1/site_config.json" ]; }
 
 # A new site with erpnext, payments and this app, as a person would make it.

@@ -6,6 +6,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ensure_tools
 ensure_mariadb
 ensure_bench
+ensure_browser
 
 SITE=${SA_TEST_SITE:-sa-test-$(date +%s)-$$.localhost}
 OUT_DIR=${SA_TEST_OUTPUT:-$REPO_DIR/test-output}

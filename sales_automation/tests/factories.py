@@ -40,7 +40,8 @@ def make_item(
 	item_code = f"{prefix} {frappe.generate_hash(length=8)}"
 	ensure_item(item_code, is_stock_item=is_stock_item, valuation_rate=valuation_rate)
 	if stock_qty:
-		receive_stock(item_code, default_warehouse(COMPANY), stock_qty, COMPANY, rate=valuation_rate)
+		env = test_env()
+		receive_stock(item_code, env.warehouse, stock_qty, env.company, rate=valuation_rate)
 	return item_code
 
 

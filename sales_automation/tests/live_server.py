@@ -18,15 +18,18 @@ def free_port() -> int:
 
 
 class LiveServer:
-	"""Starts `gunicorn frappe.app:application` for the current site; use as a context manager."""
+	"""Starts `gunicorn frappe.app:application` for the current site; use as a context manager.
 
-	def __init__(self, workers: int = 2, threads: int = 4):
+	statics=True also serves /assets and /files, as the dev server does, for a browser."""
+
+	def __init__(self, workers: int = 2, threads: int = 4, statics: bool = False):
 		self.site = frappe.local.site
 		self.sites_path = os.path.abspath(frappe.local.sites_path)
 		self.port = free_port()
 		self.url = f"http://127.0.0.1:{self.port}"
 		self.workers = workers
 		self.threads = threads
+		self.app = "frappe.app:application_with_statics()" if statics else "frappe.app:application"
 		self.process = None
 		self.log_path = os.path.join(self.sites_path, self.site, "logs", f"live-server-{self.port}.log")
 
@@ -46,7 +49,7 @@ class LiveServer:
 				str(self.threads),
 				"--timeout",
 				"120",
-				"frappe.app:application",
+				self.app,
 			],
 			cwd=self.sites_path,
 			stdout=self._log,

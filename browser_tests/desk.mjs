@@ -1,0 +1,171 @@
+// Desk scenarios in headless Debian chromium, driven by playwright-core (no browser download).
+// Run by sales_automation/tests/test_desk_browser.py, which prepares the data, serves the site and
+// checks the database afterwards:
+//   node desk.mjs <scenario>   with SA_URL, SA_SITE, SA_USER, SA_PASSWORD, SA_SCREENSHOTS, SA_ARGS (JSON)
+// Prints one JSON line with what the page showed; exits 1 (after a screenshot) when a step fails.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const env = (name, fallback) => {
+	const value = process.env[name] ?? fallback;
+	if (value === undefined) throw new Error(`${name} is not set`);
+	return value;
+};
+const URL = env("SA_URL");
+const SITE = env("SA_SITE");
+const USER = env("SA_USER");
+const PASSWORD = env("SA_PASSWORD");
+const SHOTS = env("SA_SCREENSHOTS");
+const ARGS = JSON.parse(env("SA_ARGS", "{}"));
+const CHROMIUM = env("SA_CHROMIUM", "/usr/bin/chromium");
+const TIMEOUT = 90_000;
+
+const slug = (doctype) => doctype.toLowerCase().replaceAll(" ", "-");
+
+async function login(page) {
+	await page.goto(`${URL}/login`);
+	await page.fill("#login_email", USER);
+	await page.fill("#login_password", PASSWORD);
+	await Promise.all([page.waitForURL(/\/app/), page.click(".btn-login")]);
+	await page.waitForFunction(() => window.frappe && frappe.boot && frappe.boot.user);
+}
+
+// Frappe's own "page is idle" signal: no request in flight and the route rendered.
+async function settle(page) {
+	await page.waitForFunction(() => !frappe.request.ajax_count && !$(".freeze:visible").length);
+}
+
+async function openForm(page, doctype, name) {
+	await page.goto(`${URL}/app/${slug(doctype)}/${encodeURIComponent(name)}`);
+	await page.waitForFunction(
+		([doctype, name]) => window.cur_frm && cur_frm.doctype === doctype && cur_frm.docname === name,
+		[doctype, name]
+	);
+	await settle(page);
+}
+
+async function clickButton(page, label) {
+	await page.locator(".page-actions, .page-head").getByRole("button", { name: label, exact: true }).first().click();
+}
+
+const scenarios = {
+	// Log in, open a rule, change it and save it with Ctrl+S.
+	async save_rule(page) {
+		await openForm(page, "Sales Automation Rule", ARGS.rule);
+		const priority = page.locator('.frappe-control[data-fieldname="priority"] input');
+		await priority.fill(String(ARGS.priority));
+		await priority.press("Tab");
+		await page.waitForFunction(() => cur_frm.is_dirty());
+		await page.keyboard.press("Control+s");
+		await page.waitForFunction(
+			(priority) => !cur_frm.is_dirty() && cur_frm.doc.priority === priority,
+			ARGS.priority
+		);
+		await settle(page);
+		return { saved_priority: await page.evaluate(() => cur_frm.doc.priority) };
+	},
+
+	// Submit a draft Sales Order from its form; the run indicator turns Completed with links.
+	async submit_order(page) {
+		await openForm(page, "Sales Order", ARGS.sales_order);
+		await clickButton(page, "Submit");
+		await page.locator(".modal:visible").getByRole("button", { name: "Yes" }).click();
+		const status = page.locator(".sales-automation-status");
+		await status.waitFor({ state: "visible", timeout: TIMEOUT });
+		await page.waitForSelector('.sales-automation-status[data-status="Completed"]', { timeout: TIMEOUT });
+		await settle(page);
+		return {
+			status: await status.getAttribute("data-status"),
+			links: await status.locator("a[data-doctype]").evaluateAll((links) =>
+				links.map((a) => ({ doctype: a.dataset.doctype, name: a.dataset.name, href: a.getAttribute("href") }))
+			),
+		};
+	},
+
+	// Retry a failed run from its form.
+	async retry_run(page) {
+		await openForm(page, "Sales Automation Run", ARGS.run);
+		const before = await page.evaluate(() => cur_frm.doc.status);
+		await clickButton(page, "Retry");
+		await page.waitForFunction(() => cur_frm.doc.status === "Completed", null, { timeout: TIMEOUT });
+		await settle(page);
+		return { before, after: await page.evaluate(() => cur_frm.doc.status) };
+	},
+
+	// Select three orders in the Sales Order list, run the cycle in bulk, watch the progress finish.
+	async bulk_run(page) {
+		await page.goto(`${URL}/app/sales-order?customer=${encodeURIComponent(ARGS.customer)}`);
+		await page.waitForFunction(() => window.cur_list && cur_list.doctype === "Sales Order");
+		await page.waitForFunction(
+			(count) => cur_list.data && cur_list.data.length === count,
+			ARGS.sales_orders.length,
+			{ timeout: TIMEOUT }
+		);
+		await settle(page);
+		const list = page.locator(".page-container:visible");
+		await list.locator(".list-row-head .list-check-all:visible").first().check();
+		await list.locator(".actions-btn-group > button:visible").first().click();
+		await list.locator(".actions-btn-group .dropdown-menu").getByText("Run Sales Cycle", { exact: true }).click();
+		const dialog = page.locator(".modal:visible");
+		await dialog.getByRole("button", { name: "Start" }).click();
+		const progress = page.locator(".modal:visible .progress-bar");
+		await progress.waitFor({ state: "visible", timeout: TIMEOUT });
+		await page.screenshot({ path: join(SHOTS, "bulk_run-progress.png") });
+		const summary = page.locator(".sales-automation-bulk-summary");
+		await summary.waitFor({ state: "visible", timeout: TIMEOUT });
+		return {
+			saw_progress: true,
+			completed: Number(await summary.getAttribute("data-completed")),
+			failed: Number(await summary.getAttribute("data-failed")),
+			summary: (await summary.innerText()).trim(),
+		};
+	},
+};
+
+async function main() {
+	const name = process.argv[2];
+	const scenario = scenarios[name];
+	if (!scenario) throw new Error(`unknown scenario ${name}; known: ${Object.keys(scenarios).join(", ")}`);
+	mkdirSync(SHOTS, { recursive: true });
+	const browser = await chromium.launch({
+		executablePath: CHROMIUM,
+		args: [
+			"--headless",
+			"--no-sandbox",
+			"--disable-gpu",
+			"--disable-quic",
+			"--no-first-run",
+			"--disable-background-networking",
+			"--disable-component-update",
+			"--disable-sync",
+			"--disable-dev-shm-usage",
+		],
+	});
+	const context = await browser.newContext({
+		viewport: { width: 1400, height: 900 },
+		extraHTTPHeaders: { "X-Frappe-Site-Name": SITE },
+	});
+	context.setDefaultTimeout(30_000);
+	const page = await context.newPage();
+	const console_errors = [];
+	page.on("pageerror", (error) => console_errors.push(String(error)));
+	let result;
+	try {
+		await login(page);
+		result = await scenario(page);
+		await page.screenshot({ path: join(SHOTS, `${name}.png`) });
+	} catch (error) {
+		await page.screenshot({ path: join(SHOTS, `${name}-failure.png`) }).catch(() => {});
+		console.log(JSON.stringify({ ok: false, error: String(error.stack || error), page_errors: console_errors }));
+		await browser.close();
+		process.exit(1);
+	}
+	console.log(JSON.stringify({ ok: true, ...result, page_errors: console_errors }));
+	await browser.close();
+}
+
+main().catch((error) => {
+	console.log(JSON.stringify({ ok: false, error: String(error.stack || error) }));
+	process.exit(1);
+});
