@@ -435,10 +435,11 @@ def cancel_cycle(sales_order_name: str, cancel_order: bool = False) -> list[tupl
 	return order
 
 
-def cycle_documents(sales_order_name: str, docstatuses=(1,)) -> dict[str, list[str]]:
-	"""The documents the order's runs made, newest first by doctype, in the given docstatuses."""
+def cycle_documents(sales_order_name: str, docstatuses=(1,)) -> dict[str, dict[str, int]]:
+	"""The documents the order's runs made, by doctype, newest first, with their docstatus (only
+	those in `docstatuses`)."""
 	runs = frappe.get_all("Sales Automation Run", filters={"sales_order": sales_order_name}, pluck="name")
-	documents = {PAYMENT_ENTRY: [], SALES_INVOICE: [], DELIVERY_NOTE: []}
+	documents = {PAYMENT_ENTRY: {}, SALES_INVOICE: {}, DELIVERY_NOTE: {}}
 	for row in frappe.get_all(
 		"Sales Automation Run Step",
 		filters={
@@ -450,9 +451,11 @@ def cycle_documents(sales_order_name: str, docstatuses=(1,)) -> dict[str, list[s
 		fields=["reference_doctype", "reference_name"],
 		order_by="creation desc",
 	):
-		if frappe.db.get_value(row.reference_doctype, row.reference_name, "docstatus") in docstatuses:
-			if row.reference_name not in documents[row.reference_doctype]:
-				documents[row.reference_doctype].append(row.reference_name)
+		if row.reference_name in documents[row.reference_doctype]:
+			continue
+		docstatus = frappe.db.get_value(row.reference_doctype, row.reference_name, "docstatus")
+		if docstatus in docstatuses:
+			documents[row.reference_doctype][row.reference_name] = docstatus
 	return documents
 
 
@@ -801,7 +804,7 @@ def cap_rows(document, caps: dict):
 	document.calculate_taxes_and_totals()
 
 
-def linked_names(doctype: str, link_field: str, link_value: str, docstatus: int) -> list[str]:
+def linked_names(doctype: str, link_field: str, link_value: str, docstatus: int | list) -> list[str]:
 	"""Names of the documents of `doctype` with a row whose `link_field` is `link_value`."""
 	return frappe.get_all(
 		f"{doctype} Item",

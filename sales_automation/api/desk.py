@@ -4,7 +4,7 @@ import frappe
 from frappe import _
 
 from sales_automation import engine
-from sales_automation.api.runs import bulk_skip_reason
+from sales_automation.api.runs import bulk_skip_reason, check_can_start
 from sales_automation.exceptions import InvalidRequestError, InvalidStateError
 
 FINAL_RUN_STATUSES = ("Completed", "Cancelled")
@@ -27,20 +27,16 @@ def order_automation(sales_order: str) -> dict:
 			{"parent": run.name, "parenttype": "Sales Automation Run", "status": "Failed"},
 			"step",
 		)
+	# in the cycle's order (Delivery Note, Sales Invoice, Payment Entry), oldest first
 	documents = [
-		{
-			"doctype": doctype,
-			"name": name,
-			"docstatus": frappe.db.get_value(doctype, name, "docstatus"),
-		}
+		{"doctype": doctype, "name": name, "docstatus": docstatus}
 		for doctype, names in reversed(engine.cycle_documents(sales_order, docstatuses=(0, 1)).items())
-		for name in reversed(names)
+		for name, docstatus in reversed(names.items())
 	]
-	run_blocker = None
-	if not engine.get_settings().enabled:
-		run_blocker = _("sales automation is switched off")
-	else:
+	if engine.get_settings().enabled:
 		run_blocker = bulk_skip_reason(sales_order)
+	else:
+		run_blocker = _("sales automation is switched off")
 	matching_rule = None
 	if not run_blocker:
 		matching_rule, _reason = engine.find_rule(frappe.get_doc("Sales Order", sales_order))
@@ -60,14 +56,7 @@ def order_automation(sales_order: str) -> dict:
 def run_for_order(sales_order: str, rule: str | None = None) -> dict:
 	"""The form's Run Sales Cycle button: start a run for one submitted order, the rule's way."""
 	frappe.has_permission("Sales Order", "submit", sales_order, throw=True)
-	if not engine.get_settings().enabled:
-		frappe.throw(
-			_("Sales automation is switched off in Sales Automation Settings"), exc=InvalidStateError
-		)
-	if rule and not frappe.db.get_value("Sales Automation Rule", rule, "enabled"):
-		frappe.throw(
-			_("Sales Automation Rule {0} does not exist or is disabled").format(rule), exc=InvalidRequestError
-		)
+	check_can_start(rule)
 	reason = bulk_skip_reason(sales_order)
 	if reason:
 		frappe.throw(

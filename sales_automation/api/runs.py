@@ -3,6 +3,7 @@ from frappe import _
 
 from sales_automation import engine
 from sales_automation.api.cycle import json_argument
+from sales_automation.exceptions import InvalidRequestError, InvalidStateError
 
 RESUME_ROLES = ("System Manager", "Sales Manager")
 
@@ -64,14 +65,7 @@ def run_bulk(
 	# the desk's frappe.call sends lists and filters as JSON text in a form
 	sales_orders = json_argument("sales_orders", sales_orders)
 	filters = json_argument("filters", filters)
-	if not engine.get_settings().enabled:
-		frappe.throw(
-			_("Sales automation is switched off in Sales Automation Settings"), frappe.ValidationError
-		)
-	if rule and not frappe.db.get_value("Sales Automation Rule", rule, "enabled"):
-		frappe.throw(
-			_("Sales Automation Rule {0} does not exist or is disabled").format(rule), frappe.ValidationError
-		)
+	check_can_start(rule)
 	if sales_orders is None:
 		sales_orders = frappe.get_list(
 			"Sales Order",
@@ -95,6 +89,18 @@ def run_bulk(
 		else:
 			skipped.append({"sales_order": sales_order_name, "reason": reason})
 	return {"runs": started, "skipped": skipped}
+
+
+def check_can_start(rule: str | None):
+	"""Refuse to start runs while automation is off, or with a rule that is missing or disabled."""
+	if not engine.get_settings().enabled:
+		frappe.throw(
+			_("Sales automation is switched off in Sales Automation Settings"), exc=InvalidStateError
+		)
+	if rule and not frappe.db.get_value("Sales Automation Rule", rule, "enabled"):
+		frappe.throw(
+			_("Sales Automation Rule {0} does not exist or is disabled").format(rule), exc=InvalidRequestError
+		)
 
 
 def bulk_skip_reason(sales_order_name: str) -> str | None:

@@ -24,32 +24,27 @@ Object.assign(sales_automation.order, {
 			this.box(frm).remove();
 			return;
 		}
-		const sales_order = frm.doc.name;
+		this.follow(frm, frm.doc.name, true);
+	},
+
+	// Show the state; while a background run is queued or running, look again every POLL_MS and
+	// reload the form when it ends (the run delivered, billed or paid the order).
+	follow(frm, sales_order, first) {
 		frappe
 			.xcall("sales_automation.api.desk.order_automation", { sales_order })
 			.then((state) => {
 				if (frm.doc.name !== sales_order) return; // the form moved on to another order
-				this.show_status(frm, state);
-				this.add_buttons(frm, state);
-				const status = state.run && state.run.status;
-				if (["Queued", "Running"].includes(status)) {
-					frm.sales_automation_poll = setTimeout(() => this.poll(frm, sales_order), this.POLL_MS);
-				}
-			});
-	},
-
-	poll(frm, sales_order) {
-		if (frm.doc.name !== sales_order || !frm.$wrapper.is(":visible")) return;
-		frappe
-			.xcall("sales_automation.api.desk.order_automation", { sales_order })
-			.then((state) => {
-				if (frm.doc.name !== sales_order) return;
-				if (["Queued", "Running"].includes(state.run && state.run.status)) {
-					this.show_status(frm, state);
-					frm.sales_automation_poll = setTimeout(() => this.poll(frm, sales_order), this.POLL_MS);
-				} else {
-					// the run changed the order (delivered, billed, paid): show the order as it is now
+				const active = ["Queued", "Running"].includes(state.run && state.run.status);
+				if (!first && !active) {
 					frm.reload_doc();
+					return;
+				}
+				this.show_status(frm, state);
+				if (first) this.add_buttons(frm, state);
+				if (active) {
+					frm.sales_automation_poll = setTimeout(() => {
+						if (frm.$wrapper.is(":visible")) this.follow(frm, sales_order, false);
+					}, this.POLL_MS);
 				}
 			});
 	},

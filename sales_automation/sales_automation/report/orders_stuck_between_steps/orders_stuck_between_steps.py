@@ -177,25 +177,21 @@ def first_step_not_done(sales_order, rule, outstanding: float) -> str | None:
 	return None
 
 
+NOT_CANCELLED = ["<", 2]
+
+
 def has_linked(doctype: str, link_field: str, sales_order_name: str) -> bool:
-	return any(
-		engine.linked_names(doctype, link_field, sales_order_name, docstatus=docstatus)
-		for docstatus in (0, 1)
-	)
+	return bool(engine.linked_names(doctype, link_field, sales_order_name, docstatus=NOT_CANCELLED))
 
 
 def has_payment(sales_order_name: str) -> bool:
-	invoices = [
-		name
-		for docstatus in (0, 1)
-		for name in engine.linked_names(engine.SALES_INVOICE, "sales_order", sales_order_name, docstatus)
-	]
+	invoices = engine.linked_names(engine.SALES_INVOICE, "sales_order", sales_order_name, NOT_CANCELLED)
 	return bool(
 		frappe.get_all(
 			"Payment Entry Reference",
 			filters={
 				"reference_name": ["in", [sales_order_name, *invoices]],
-				"docstatus": ["<", 2],
+				"docstatus": NOT_CANCELLED,
 				"parenttype": "Payment Entry",
 			},
 			limit=1,
