@@ -45,8 +45,10 @@ def make_item(
 	return item_code
 
 
-def make_sales_order(items: list[dict], submit: bool = True, **fields):
-	"""A Sales Order of the test company; `items` rows need item_code, qty and rate."""
+def make_sales_order(items: list[dict], submit: bool = True, automate: bool = True, **fields):
+	"""A Sales Order of the test company; `items` rows need item_code, qty and rate.
+
+	automate=False submits it as orders from before the app were: the submit hook starts no run."""
 	env = test_env()
 	sales_order = frappe.get_doc(
 		{
@@ -61,6 +63,7 @@ def make_sales_order(items: list[dict], submit: bool = True, **fields):
 		}
 	)
 	sales_order.insert()
+	sales_order.flags.skip_sales_automation = not automate
 	if submit:
 		sales_order.submit()
 	return sales_order

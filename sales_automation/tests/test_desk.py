@@ -33,17 +33,6 @@ def age(doctype: str, name: str, minutes: int):
 	)
 
 
-def submit_without_automation(items, **fields):
-	settings = frappe.get_single("Sales Automation Settings")
-	settings.enabled = 0
-	settings.save()
-	try:
-		return make_sales_order(items, **fields)
-	finally:
-		settings.enabled = 1
-		settings.save()
-
-
 class TestOrderAutomation(FrappeTestCase):
 	def test_a_completed_run_is_shown_with_its_documents_and_offers_cancel_not_run(self):
 		customer = make_customer()
@@ -85,8 +74,8 @@ class TestOrderAutomation(FrappeTestCase):
 
 	def test_run_for_order_starts_the_matching_rule_for_an_order_submitted_without_automation(self):
 		customer = make_customer()
-		sales_order = submit_without_automation(
-			[{"item_code": make_item(stock_qty=3), "qty": 1, "rate": 25}], customer=customer
+		sales_order = make_sales_order(
+			[{"item_code": make_item(stock_qty=3), "qty": 1, "rate": 25}], customer=customer, automate=False
 		)
 		rule = make_rule(customer)
 		self.assertIsNone(run_of(sales_order.name))
@@ -159,8 +148,8 @@ class TestOrdersStuckBetweenSteps(FrappeTestCase):
 		)
 		engine.execute(run_of(not_delivered.name), raise_errors=False, retry=False)
 		# a run asked for delivery and invoice only (as the step endpoints do): the rule's payment is missing
-		not_paid = submit_without_automation(
-			[{"item_code": in_stock, "qty": 1, "rate": 10}], customer=customer
+		not_paid = make_sales_order(
+			[{"item_code": in_stock, "qty": 1, "rate": 10}], customer=customer, automate=False
 		)
 		run = engine.create_run(
 			not_paid,
@@ -194,8 +183,8 @@ class TestOrdersStuckBetweenSteps(FrappeTestCase):
 
 	def test_an_order_no_rule_covers_is_not_stuck(self):
 		customer = make_customer()
-		sales_order = submit_without_automation(
-			[{"item_code": make_item(stock_qty=2), "qty": 1, "rate": 10}], customer=customer
+		sales_order = make_sales_order(
+			[{"item_code": make_item(stock_qty=2), "qty": 1, "rate": 10}], customer=customer, automate=False
 		)
 		age("Sales Order", sales_order.name, 120)
 
@@ -203,8 +192,8 @@ class TestOrdersStuckBetweenSteps(FrappeTestCase):
 
 	def test_an_order_without_a_run_is_listed_when_a_rule_matches_it(self):
 		customer = make_customer()
-		sales_order = submit_without_automation(
-			[{"item_code": make_item(stock_qty=2), "qty": 1, "rate": 10}], customer=customer
+		sales_order = make_sales_order(
+			[{"item_code": make_item(stock_qty=2), "qty": 1, "rate": 10}], customer=customer, automate=False
 		)
 		age("Sales Order", sales_order.name, 120)
 		rule = make_rule(customer, create_delivery_note=0, invoice_source="Sales Order")

@@ -192,19 +192,15 @@ class TestDeskInBrowser(FrappeTestCase):
 
 	def test_bulk_run_from_the_list_shows_progress_until_done(self):
 		customer = make_customer()
-		settings = frappe.get_single("Sales Automation Settings")
-		settings.enabled = 0  # submitted without automation, as orders from before the app
-		settings.save()
-		try:
-			sales_orders = [
-				make_sales_order(
-					[{"item_code": make_item(stock_qty=2), "qty": 1, "rate": 10 + n}], customer=customer
-				)
-				for n in range(3)
-			]
-		finally:
-			settings.enabled = 1
-			settings.save()
+		# submitted without automation, as orders from before the app
+		sales_orders = [
+			make_sales_order(
+				[{"item_code": make_item(stock_qty=2), "qty": 1, "rate": 10 + n}],
+				customer=customer,
+				automate=False,
+			)
+			for n in range(3)
+		]
 		make_rule(customer, execution_mode="Background")
 
 		answer = self.browse("bulk_run", customer=customer, sales_orders=[so.name for so in sales_orders])
