@@ -10,7 +10,7 @@ import time
 
 import frappe
 from frappe import _
-from frappe.utils import add_to_date, cint, flt, now_datetime, nowdate, strip_html
+from frappe.utils import add_to_date, cint, flt, now, now_datetime, nowdate, strip_html
 
 from sales_automation.exceptions import (
 	CycleNotCancellableError,
@@ -154,6 +154,18 @@ def save_run(run):
 		run.save()
 
 
+def record_progress(run, step):
+	"""Write a step just done and the run's fields it set, between the full saves of a saved run.
+
+	Two plain updates instead of a save (which reloads the run with every step to compare, validates
+	and rewrites every row): the run is saved in full when it ends, so Notifications and hooks on the
+	run see its outcome. `modified` moves on, as with a save: a run Running with an old `modified` is
+	taken for one whose worker died (retry_due_runs)."""
+	run.modified = now()
+	step.db_update()
+	run.db_update()
+
+
 def enqueue_run(run):
 	"""Queue the run after commit; one job per order at a time (deduplicated by job id)."""
 	frappe.enqueue(
@@ -161,9 +173,27 @@ def enqueue_run(run):
 		queue="default",
 		run_name=run.name,
 		enqueue_after_commit=True,
-		job_id=f"sales_automation::{frappe.local.site}::{run.sales_order}",
+		job_id=order_job_id(run.sales_order),
 		deduplicate=True,
 	)
+
+
+def order_job_id(sales_order_name: str) -> str:
+	return f"sales_automation::{frappe.local.site}::{sales_order_name}"
+
+
+def drop_queued_job(sales_order_name: str):
+	"""Delete the order's job while it is still waiting in the queue: a draining job has taken its run.
+
+	Each job costs a worker a fork of its own; a job already started is left alone (it finds its run
+	taken and returns)."""
+	from rq.job import JobStatus
+
+	from frappe.utils.background_jobs import get_job
+
+	job = get_job(order_job_id(sales_order_name))
+	if job and job.get_status() == JobStatus.QUEUED:
+		job.delete()
 
 
 # How long one background job keeps taking further queued runs once its own is done.
@@ -176,35 +206,43 @@ def process_run(run_name: str, drain_seconds: float = DRAIN_SECONDS):
 	Each run is claimed atomically (so no two workers run the same one) and executed as the user who
 	submitted its order. Frappe's worker forks a fresh process per job, which imports ERPNext anew
 	(about 1.5 s); taking the next runs in the same process spends that once for many orders, and the
-	jobs queued for runs already taken return before importing anything."""
+	jobs of the runs it takes are deleted from the queue before a worker forks for them."""
 	deadline = time.monotonic() + drain_seconds
+	job_user = frappe.session.user
 	run_name = claim_run(run_name)
-	while run_name:
-		run = frappe.get_doc("Sales Automation Run", run_name)
-		job_user = frappe.session.user
-		frappe.set_user(run.owner)
-		try:
+	try:
+		while run_name:
+			run = frappe.get_doc("Sales Automation Run", run_name)
+			if frappe.session.user != run.owner:
+				frappe.set_user(run.owner)
 			execute(run, raise_errors=False, commit_steps=True)
 			frappe.db.commit()
-		finally:
+			if time.monotonic() >= deadline:
+				return
+			run_name = claim_run()
+	finally:
+		if frappe.session.user != job_user:
 			frappe.set_user(job_user)
-		if time.monotonic() >= deadline:
-			return
-		run_name = claim_run()
 
 
 def claim_run(run_name: str | None = None) -> str | None:
-	"""Take a due queued run (the given one, else the oldest) for this worker: Queued -> Running."""
+	"""Take a due queued run (the given one, else the oldest) for this worker: Queued -> Running.
+
+	A run taken from the queue (no `run_name`) has its own job deleted if that job still waits."""
 	Run = frappe.qb.DocType("Sales Automation Run")
 	due = (Run.status == "Queued") & (Run.next_retry_at.isnull() | (Run.next_retry_at <= now_datetime()))
-	query = frappe.qb.from_(Run).select(Run.name).where(due)
+	query = frappe.qb.from_(Run).select(Run.name, Run.sales_order).where(due)
 	query = query.where(Run.name == run_name) if run_name else query.orderby(Run.creation).limit(1)
-	claimed = query.for_update(skip_locked=True).run(pluck=True)
+	claimed = query.for_update(skip_locked=True).run()
 	if not claimed:
 		return None
-	frappe.db.set_value("Sales Automation Run", claimed[0], "status", "Running", update_modified=False)
+	name, sales_order_name = claimed[0]
+	# `modified` marks when the run started Running, for retry_due_runs' stale check
+	frappe.db.set_value("Sales Automation Run", name, "status", "Running")
 	frappe.db.commit()
-	return claimed[0]
+	if not run_name:
+		drop_queued_job(sales_order_name)
+	return name
 
 
 def resume(run):
@@ -277,7 +315,7 @@ def execute(run, raise_errors: bool, rule=None, retry: bool = True, commit_steps
 			record_failure(run, step, exc, settings, retry)
 			break
 		if commit_steps:
-			save_run(run)
+			record_progress(run, step)
 			frappe.db.commit()
 	else:
 		run.status = "Partially Completed" if cycle.left_open() else "Completed"

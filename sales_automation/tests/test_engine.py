@@ -1,8 +1,13 @@
 """The rule-driven cycle on Sales Order submit, asserted on documents, ledgers and stock."""
 
+from unittest.mock import patch
+
+from rq.job import JobStatus
+
 import frappe
 from frappe.tests.utils import FrappeTestCase
-from frappe.utils import add_days, cint, flt, nowdate
+from frappe.utils import add_days, add_to_date, cint, flt, now_datetime, nowdate
+from frappe.utils.background_jobs import get_job
 
 from sales_automation import engine
 from sales_automation.api.runs import resume_run
@@ -668,6 +673,69 @@ class TestBackgroundDraining(EngineTestCase):
 		# the job queued for the second run finds it taken and does nothing
 		engine.process_run(second_run.name, drain_seconds=0)
 		self.assertEqual(run_of(second.name).attempts, 1)
+		self.assertEqual(frappe.session.user, "Administrator")  # the job's own user again
+
+	def test_a_job_deletes_the_waiting_jobs_of_the_runs_it_takes(self):
+		customer = make_customer()
+		make_rule(customer, execution_mode="Background")
+		item_code = make_item(stock_qty=5)
+		orders = [self.order(customer, [{"item_code": item_code, "qty": 1, "rate": 10}]) for _ in range(3)]
+		frappe.db.commit()  # each order's job is queued when its submit commits
+		jobs = [get_job(engine.order_job_id(order.name)) for order in orders]
+		self.assertEqual([job.get_status() for job in jobs], [JobStatus.QUEUED] * 3)
+		jobs[2].set_status(JobStatus.STARTED)  # a worker has already taken the third order's job
+
+		engine.process_run(run_of(orders[0].name).name, drain_seconds=60)
+
+		self.assertEqual([run_of(order.name).status for order in orders], ["Completed"] * 3)
+		self.assertIsNone(get_job(engine.order_job_id(orders[1].name)))  # deleted before any fork
+		self.assertEqual(get_job(engine.order_job_id(orders[2].name)).get_status(), JobStatus.STARTED)
+		for order in (orders[0], orders[2]):
+			get_job(engine.order_job_id(order.name)).delete()
+
+	def test_a_killed_job_keeps_the_steps_it_finished_and_its_run_stays_running(self):
+		customer = make_customer()
+		make_rule(customer, execution_mode="Background")
+		sales_order = self.order(customer, [{"item_code": make_item(stock_qty=2), "qty": 1, "rate": 10}])
+		run = run_of(sales_order.name)
+		# queued long ago, behind a backlog
+		long_ago = add_to_date(now_datetime(), minutes=-(engine.STALE_RUNNING_MINUTES + 10))
+		frappe.db.set_value(
+			"Sales Automation Run",
+			run.name,
+			{"creation": long_ago, "modified": long_ago},
+			update_modified=False,
+		)
+		frappe.db.commit()
+
+		class WorkerKilled(BaseException):
+			pass
+
+		with patch.object(engine.Cycle, "pay", side_effect=WorkerKilled), self.assertRaises(WorkerKilled):
+			engine.process_run(run.name, drain_seconds=0)
+		frappe.db.rollback()  # what a killed worker's connection does
+
+		run.reload()
+		self.assert_steps(
+			run, {"Delivery Note": "Completed", "Sales Invoice": "Completed", "Payment Entry": "Pending"}
+		)
+		self.assertEqual(frappe.db.get_value("Delivery Note", run.delivery_note, "docstatus"), 1)
+		self.assertEqual(frappe.db.get_value("Sales Invoice", run.sales_invoice, "docstatus"), 1)
+		self.assertEqual(run.status, "Running")
+		self.assertGreater(run.modified, long_ago)
+		engine.retry_due_runs()  # not taken for a dead worker's run: it moved a moment ago
+		self.assertEqual(frappe.db.get_value("Sales Automation Run", run.name, "status"), "Running")
+
+		# once it has not moved for the stale time, it is queued again and finishes without duplicates
+		frappe.db.set_value("Sales Automation Run", run.name, "modified", long_ago, update_modified=False)
+		engine.retry_due_runs()
+		engine.process_run(run.name, drain_seconds=0)
+		run.reload()
+		self.assertEqual(run.status, "Completed")
+		self.assertEqual(
+			{doctype: len(names) for doctype, names in documents_of(sales_order.name).items()},
+			{"Delivery Note": 1, "Sales Invoice": 1, "Payment Entry": 1},
+		)
 
 	def test_a_running_run_is_not_taken_by_another_job(self):
 		customer = make_customer()
