@@ -10,7 +10,7 @@ import time
 
 import frappe
 from frappe import _
-from frappe.utils import add_to_date, cint, flt, now, now_datetime, nowdate, strip_html
+from frappe.utils import add_to_date, cint, flt, get_datetime, now, now_datetime, nowdate, strip_html
 
 from sales_automation.exceptions import (
 	CycleNotCancellableError,
@@ -159,8 +159,15 @@ def record_progress(run, step):
 
 	Two plain updates instead of a save (which reloads the run with every step to compare, validates
 	and rewrites every row): the run is saved in full when it ends, so Notifications and hooks on the
-	run see its outcome. `modified` moves on, as with a save: a run Running with an old `modified` is
-	taken for one whose worker died (retry_due_runs)."""
+	run see its outcome. As with a save, a run changed elsewhere meanwhile (cancelled with its order,
+	say) is not overwritten: TimestampMismatchError ends the job and rolls the step back. `modified`
+	moves on: a run Running with an old `modified` is taken for one whose worker died (retry_due_runs)."""
+	stored = frappe.db.get_value(run.doctype, run.name, "modified", for_update=True)
+	if get_datetime(stored) != get_datetime(run.modified):
+		frappe.throw(
+			_("Run {0} was changed while its {1} step ran").format(run.name, _(step.step)),
+			exc=frappe.TimestampMismatchError,
+		)
 	run.modified = now()
 	step.db_update()
 	run.db_update()

@@ -737,6 +737,34 @@ class TestBackgroundDraining(EngineTestCase):
 			{"Delivery Note": 1, "Sales Invoice": 1, "Payment Entry": 1},
 		)
 
+	def test_a_run_changed_elsewhere_while_a_step_runs_is_not_overwritten(self):
+		customer = make_customer()
+		make_rule(customer, execution_mode="Background")
+		sales_order = self.order(customer, [{"item_code": make_item(stock_qty=2), "qty": 1, "rate": 10}])
+		run = run_of(sales_order.name)
+		frappe.db.commit()
+		pay = engine.Cycle.pay
+
+		def cancelled_meanwhile(cycle):
+			# another session (the desk, a cancel) changes the run and commits while the payment is made
+			frappe.db.set_value("Sales Automation Run", run.name, "status", "Cancelled")
+			frappe.db.commit()
+			return pay(cycle)
+
+		with (
+			patch.object(engine.Cycle, "pay", cancelled_meanwhile),
+			self.assertRaises(frappe.TimestampMismatchError),
+		):
+			engine.process_run(run.name, drain_seconds=0)
+		frappe.db.rollback()
+
+		run.reload()
+		self.assertEqual(run.status, "Cancelled")
+		self.assertEqual(
+			{doctype: len(names) for doctype, names in documents_of(sales_order.name).items()},
+			{"Delivery Note": 1, "Sales Invoice": 1, "Payment Entry": 0},
+		)
+
 	def test_a_running_run_is_not_taken_by_another_job(self):
 		customer = make_customer()
 		make_rule(customer, execution_mode="Background")
