@@ -146,8 +146,10 @@ def create_run(
 
 def save_run(run):
 	# The run log is the app's own bookkeeping, written for whoever submitted the order; the documents
-	# of the cycle are created with the caller's own permissions.
+	# of the cycle are created with the caller's own permissions. Its links are all to records the
+	# engine has just read or made.
 	run.flags.ignore_permissions = True
+	run.flags.ignore_links = True
 	if run.is_new():
 		run.insert()
 	else:
@@ -527,6 +529,14 @@ class Cycle:
 		self.run = run
 		self.rule = rule
 		self.payment = frappe._dict(json.loads(run.payment_options or "{}"))
+		# an order made in this same call has no documents but the run's own (none of another session
+		# can link to it before the call commits): no drafts to look for
+		self.may_have_drafts = not run.flags.new_order
+
+	def check_create(self, doctype: str):
+		"""The caller may create `doctype` (the API checks every step before it starts)."""
+		if not self.run.flags.permissions_checked:
+			frappe.has_permission(doctype, "create", throw=True)
 
 	def order(self):
 		"""The order as it stands now: the header fields and rows the steps read, fresh from the database.
@@ -552,7 +562,9 @@ class Cycle:
 
 	def deliver(self):
 		sales_order = self.order()
-		draft = linked_document(DELIVERY_NOTE, "against_sales_order", sales_order.name, docstatus=0)
+		draft = self.may_have_drafts and linked_document(
+			DELIVERY_NOTE, "against_sales_order", sales_order.name, docstatus=0
+		)
 		if draft:
 			return self.finish_document(draft, self.rule.submit_delivery_note, _("Used the existing draft"))
 		rows = undelivered_stock_rows(sales_order.lines)
@@ -562,7 +574,7 @@ class Cycle:
 		caps, shortage = self.available_quantities(rows)
 		if shortage and not caps:
 			return "Skipped", None, shortage
-		frappe.has_permission(DELIVERY_NOTE, "create", throw=True)
+		self.check_create(DELIVERY_NOTE)
 		delivery_note = map_delivery_note(sales_order.name)
 		cap_rows(delivery_note, caps)
 		return self.save_new(delivery_note, self.rule.submit_delivery_note, shortage)
@@ -611,13 +623,15 @@ class Cycle:
 
 	def invoice(self):
 		sales_order = self.order()
-		draft = linked_document(SALES_INVOICE, "sales_order", sales_order.name, docstatus=0)
+		draft = self.may_have_drafts and linked_document(
+			SALES_INVOICE, "sales_order", sales_order.name, docstatus=0
+		)
 		if draft:
 			return self.finish_document(draft, self.rule.submit_sales_invoice, _("Used the existing draft"))
 		if flt(sales_order.per_billed) >= 100:
 			billed = linked_document(SALES_INVOICE, "sales_order", sales_order.name, docstatus=1)
 			return "Skipped", billed, _("Already fully billed")
-		frappe.has_permission(SALES_INVOICE, "create", throw=True)
+		self.check_create(SALES_INVOICE)
 		shortage = None
 		if self.rule.invoice_source == INVOICE_FROM_DELIVERY_NOTE:
 			delivery_note_name = self.unbilled_delivery_note(sales_order.name)
@@ -692,12 +706,12 @@ class Cycle:
 					exc=StepFailedError,
 				)
 			outstanding = flt(outstanding)
-		draft = draft_payment(reference_doctype, reference_name)
+		draft = self.may_have_drafts and draft_payment(reference_doctype, reference_name)
 		if draft:
 			return self.finish_document(draft, self.rule.submit_payment_entry, _("Used the existing draft"))
 		if outstanding <= 0:
 			return "Skipped", None, _("{0} {1} is already paid").format(_(reference_doctype), reference_name)
-		frappe.has_permission(PAYMENT_ENTRY, "create", throw=True)
+		self.check_create(PAYMENT_ENTRY)
 		payment_entry = self.map_payment(sales_order, reference_doctype, reference_name)
 		return self.save_new(payment_entry, self.rule.submit_payment_entry, None)
 

@@ -79,7 +79,15 @@ def cycle(request: dict) -> dict:
 			"sales_order",
 			_("Sales Order {0} is already delivered, billed and paid").format(sales_order.name),
 		)
-	return run_engine(sales_order, rule, reason, step_names, request["payment"], request["dry_run"])
+	return run_engine(
+		sales_order,
+		rule,
+		reason,
+		step_names,
+		request["payment"],
+		request["dry_run"],
+		new_order=bool(request["order"]),
+	)
 
 
 # --- step endpoints ----------------------------------------------------------------------------------
@@ -273,10 +281,13 @@ def handle(endpoint: str, request: dict, idempotency_key: str | None, work) -> d
 	return result
 
 
-def run_engine(sales_order, rule, reason: str, step_names, payment, dry_run: bool) -> dict:
+def run_engine(
+	sales_order, rule, reason: str, step_names, payment, dry_run: bool, new_order: bool = False
+) -> dict:
 	run = engine.create_run(
 		sales_order, rule, reason, "API", engine.SAME_TRANSACTION, steps=step_names, payment=payment
 	)
+	run.flags.new_order = new_order  # made by this call: nothing else links to it
 	check_permissions(run)
 	if dry_run:
 		engine.execute(run, raise_errors=False, rule=rule, retry=False)
@@ -448,6 +459,7 @@ def check_permissions(run):
 				except frappe.PermissionError as error:
 					error.step = frappe.scrub(row.step)
 					raise
+	run.flags.permissions_checked = True
 
 
 # --- input -----------------------------------------------------------------------------------------
