@@ -1,6 +1,8 @@
 """Side-by-side benchmark of the sales cycle: (a) ERPNext's REST multi-call flow, (b) our one call,
 (c) the in-process floor with ERPNext's Python API, (d) background mode with two workers, (e) 1, 10
-and 100 lines, (f) what the app adds to a Sales Order submit when no rule matches.
+and 100 lines, (f) what the app adds to a Sales Order submit when no rule matches; and where (b)'s
+time goes: (i) the same call in this process (no HTTP) and a profile of it, split into ERPNext's own
+work and the app's.
 
 Run with `make bench` (against the dev site). Variants are interleaved round by round, so drift of
 the machine hits them alike. A tiny run is part of the test suite so this file cannot rot."""
@@ -37,8 +39,10 @@ def run(
 	workers: int = 2,
 	out_dir: str | None = None,
 	chart: bool = True,
+	profile_reps: int = 10,
 ) -> dict:
-	"""Measure every variant and write benchmarks/results/{results.md,results.json,chart.png}."""
+	"""Measure every variant and write benchmarks/results/{results.md,results.json,chart.png,
+	profile_b.txt}."""
 	line_counts = [int(n) for n in str(lines).split(",")]
 	env = prepare(max(line_counts))
 	results = {"site": frappe.local.site, "reps": reps, "variants": {}}
@@ -51,7 +55,11 @@ def run(
 			rounds = reps if n < 100 else max(2, reps // 5)
 			variants = {"b": lambda n=n: one_call(server, http, env, n), "c": lambda n=n: floor(env, n)}
 			if n == line_counts[0]:
-				variants = {"a": lambda n=n: rest_flow(server, http, env, n), **variants}
+				variants = {
+					"a": lambda n=n: rest_flow(server, http, env, n),
+					**variants,
+					"i": lambda n=n: in_process_call(env, n),
+				}
 			for fn in variants.values():
 				fn()  # warm-up, not measured
 			timings = {name: [] for name in variants}
@@ -64,6 +72,8 @@ def run(
 				results["variants"][f"{name}_{n}"] = summary(samples)
 			log(f"{n} line(s): " + ", ".join(f"{k} {summary(v)['median_ms']} ms" for k, v in timings.items()))
 
+	results["profile"] = profile_one_call(env, profile_reps, out_dir)
+	log(f"profile of (b): ERPNext's work {results['profile']['erpnext_share']:.1%} of the call")
 	results["f"] = submit_overhead(env, rounds=max(20, reps * 2))
 	log(f"f: hook adds {results['f']['added_ms']} ms to a submit (direct {results['f']['hook_ms']} ms)")
 	results["d"] = background(env, orders, workers)
@@ -104,6 +114,86 @@ def one_call(server, http, env, n: int) -> str:
 	)
 	response.raise_for_status()
 	return response.json()["message"]["payment_entry"]
+
+
+def in_process_call(env, n: int) -> str:
+	"""(i) what (b) runs on the server, called in this process: (b) without the HTTP request."""
+	from sales_automation.api.cycle import run_sales_cycle
+
+	frappe.set_user(BENCH_USER)
+	try:
+		answer = run_sales_cycle(order=order_payload(env, n))
+		frappe.db.commit()
+		return answer["payment_entry"]
+	finally:
+		frappe.set_user("Administrator")
+
+
+# The app's functions whose calls into Frappe / ERPNext are the cycle's documents themselves: the
+# order's submit, the three mappers and the three submits. Everything else the call does is the app's.
+DOCUMENT_WORK = {
+	"create_order",
+	"map_delivery_note",
+	"map_invoice_from_order",
+	"map_invoice_from_delivery_note",
+	"map_payment",
+	"save_new",
+	"finish_document",
+}
+
+
+def profile_one_call(env, reps: int, out_dir: str | None) -> dict:
+	"""pyinstrument over `reps` calls of (i): the share of ERPNext's document work, the app's own share
+	and what the app's own time is spent on. The profiler slows everything alike; shares are kept."""
+	from pyinstrument import Profiler
+
+	in_process_call(env, 1)
+	profiler = Profiler(interval=0.001)
+	profiler.start()
+	for _ in range(reps):
+		in_process_call(env, 1)
+	profiler.stop()
+	session = profiler.last_session
+
+	totals = {"erpnext": 0.0, "app": 0.0}
+	app_items: dict[str, float] = {}
+
+	def is_app(frame) -> bool:
+		return (frame.file_path_short or "").startswith("sales_automation/")
+
+	def walk(frame, caller: str):
+		if is_app(frame):
+			totals["app"] += frame.total_self_time
+			for child in frame.children:
+				walk(child, frame.function)
+		elif caller in DOCUMENT_WORK or (frame.file_path_short or "").startswith(("erpnext/", "payments/")):
+			totals["erpnext"] += frame.time
+		else:  # a query, a permission check, the run's own record: asked for by the app
+			totals["app"] += frame.time
+			key = f"{caller} -> {frame.function}"
+			app_items[key] = app_items.get(key, 0.0) + frame.time
+
+	def find(frame):
+		if frame.function == "run_sales_cycle" and is_app(frame):
+			walk(frame, "run_sales_cycle")
+			return
+		for child in frame.children:
+			find(child)
+
+	find(session.root_frame())  # unprocessed: each call is its own subtree
+	whole = sum(totals.values()) or 1.0
+	out_dir = results_dir(out_dir)
+	with open(os.path.join(out_dir, "profile_b.txt"), "w") as handle:
+		handle.write(profiler.output_text(unicode=False, color=False, show_all=False))
+	return {
+		"calls": reps,
+		"erpnext_share": round(totals["erpnext"] / whole, 4),
+		"app_share": round(totals["app"] / whole, 4),
+		"app_top": [
+			{"call": key, "share": round(value / whole, 4)}
+			for key, value in sorted(app_items.items(), key=lambda item: -item[1])[:8]
+		],
+	}
 
 
 def floor(env, n: int) -> str:
@@ -308,6 +398,12 @@ def ratios(results: dict, line_counts: list[int]) -> dict:
 	}
 	for n in line_counts:
 		out[f"b_over_c_{n}"] = round(variants[f"b_{n}"]["median_ms"] / variants[f"c_{n}"]["median_ms"], 2)
+	# what one HTTP request costs here, and the best a/b could be if the app itself cost nothing
+	request_ms = variants[f"b_{first}"]["median_ms"] - variants[f"i_{first}"]["median_ms"]
+	out["request_ms"] = round(request_ms, 1)
+	out["a_over_b_with_no_app_cost"] = round(
+		variants[f"a_{first}"]["median_ms"] / (variants[f"c_{first}"]["median_ms"] + request_ms), 2
+	)
 	return out
 
 
@@ -329,9 +425,14 @@ def verdict(name: str, value: float) -> str:
 	return f"{op} {target}: {'met' if met else 'MISSED'}"
 
 
-def write(results: dict, line_counts: list[int], out_dir: str | None, chart: bool):
+def results_dir(out_dir: str | None) -> str:
 	out_dir = out_dir or os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks", "results")
 	os.makedirs(out_dir, exist_ok=True)
+	return out_dir
+
+
+def write(results: dict, line_counts: list[int], out_dir: str | None, chart: bool):
+	out_dir = results_dir(out_dir)
 	lines = [
 		"# Sales cycle benchmark",
 		"",
@@ -340,7 +441,12 @@ def write(results: dict, line_counts: list[int], out_dir: str | None, chart: boo
 		"| variant | lines | runs | median ms | p95 ms |",
 		"| --- | --- | --- | --- | --- |",
 	]
-	labels = {"a": "(a) REST, 7 calls", "b": "(b) run_sales_cycle, 1 call", "c": "(c) in-process floor"}
+	labels = {
+		"a": "(a) REST, 7 calls",
+		"b": "(b) run_sales_cycle, 1 call",
+		"c": "(c) in-process floor",
+		"i": "(i) run_sales_cycle in process, no HTTP",
+	}
 	for key, stats in results["variants"].items():
 		variant, n = key.split("_")
 		lines.append(f"| {labels[variant]} | {n} | {stats['n']} | {stats['median_ms']} | {stats['p95_ms']} |")
@@ -360,6 +466,7 @@ def write(results: dict, line_counts: list[int], out_dir: str | None, chart: boo
 	]
 	for name, value in results["ratios"].items():
 		lines.append(f"| {name} | {value} | {verdict(name, value)} |")
+	lines += where_the_time_goes(results, line_counts[0])
 	with open(os.path.join(out_dir, "results.md"), "w") as handle:
 		handle.write("\n".join(lines) + "\n")
 	with open(os.path.join(out_dir, "results.json"), "w") as handle:
@@ -367,6 +474,29 @@ def write(results: dict, line_counts: list[int], out_dir: str | None, chart: boo
 	if chart:
 		draw(results, line_counts, os.path.join(out_dir, "chart.png"))
 	print("\n".join(lines))
+
+
+def where_the_time_goes(results: dict, first: int) -> list[str]:
+	variants, ratios, profile = results["variants"], results["ratios"], results["profile"]
+	a, b, c, i = (variants[f"{name}_{first}"]["median_ms"] for name in "abci")
+	lines = [
+		"",
+		"## Where (b)'s time goes",
+		"",
+		f"- (b) {b} ms = the call in process (i) {i} ms + one HTTP request {ratios['request_ms']} ms. "
+		f"(a) adds {round(a - c, 1)} ms to the floor for its seven requests.",
+		f"- Profile of (i) over {profile['calls']} calls (pyinstrument, `profile_b.txt`): ERPNext's "
+		f"document work (the order's submit, the three mappers, the three submits) "
+		f"{profile['erpnext_share']:.1%}, the app's own {profile['app_share']:.1%} (measured without the "
+		f"profiler: (i) - (c) = {round(i - c, 1)} ms). The app's largest items:",
+	]
+	lines += [f"  - `{item['call']}`: {item['share']:.1%}" for item in profile["app_top"]]
+	lines.append(
+		f"- Were the app's own cost zero, (b) would be the floor plus one request, "
+		f"{round(c + ratios['request_ms'], 1)} ms, and a/b {ratios['a_over_b_with_no_app_cost']}; "
+		f"a/b = 1.5 needs (b) at {round(a / 1.5, 1)} ms."
+	)
+	return lines
 
 
 def draw(results: dict, line_counts: list[int], path: str):
@@ -384,7 +514,7 @@ def draw(results: dict, line_counts: list[int], path: str):
 		axis.bar([key.split("_")[0] for key in keys], medians, yerr=[[0] * len(p95), p95], capsize=4)
 		axis.set_title(f"{n} line(s) per order")
 		axis.set_ylabel("ms per order (median, bar to p95)")
-	fig.suptitle("a: REST 7 calls, b: run_sales_cycle, c: in-process floor")
+	fig.suptitle("a: REST 7 calls, b: run_sales_cycle, c: in-process floor, i: b without HTTP")
 	fig.tight_layout()
 	fig.savefig(path, dpi=100)
 

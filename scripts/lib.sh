@@ -146,6 +146,9 @@ ensure_bench() {
 	bench_cmd set-config -g root_password "$DB_ROOT_PASSWORD" >/dev/null
 	"$BENCH_DIR/env/bin/python" -c "import ruff" 2>/dev/null ||
 		"$BENCH_DIR/env/bin/pip" install --quiet ruff
+	# the benchmark's profile of its one-call variant (also in its tiny run in the tests)
+	"$BENCH_DIR/env/bin/python" -c "import pyinstrument" 2>/dev/null ||
+		"$BENCH_DIR/env/bin/pip" install --quiet "pyinstrument>=5,<6"
 	link_app
 	ensure_redis
 }

@@ -13,17 +13,37 @@ from sales_automation import benchmarks
 class TestBenchmarkScript(FrappeTestCase):
 	def test_tiny_benchmark_measures_every_variant_without_duplicates(self):
 		out_dir = tempfile.mkdtemp()
-		results = benchmarks.run(orders=2, reps=1, lines="1,2", workers=1, out_dir=out_dir, chart=False)
+		results = benchmarks.run(
+			orders=2, reps=1, lines="1,2", workers=1, out_dir=out_dir, chart=False, profile_reps=1
+		)
 
-		self.assertEqual(set(results["variants"]), {"a_1", "b_1", "c_1", "b_2", "c_2"})
+		self.assertEqual(set(results["variants"]), {"a_1", "b_1", "c_1", "i_1", "b_2", "c_2"})
 		self.assertTrue(all(stats["median_ms"] > 0 for stats in results["variants"].values()))
 		self.assertEqual(results["d"]["runs_by_status"], {"Completed": 2})
 		self.assertEqual(results["d"]["duplicates"], 0)
 		self.assertEqual(
 			set(results["ratios"]),
-			{"a_over_b", "floor_orders_per_minute", "d_over_2x_floor", "f_ms", "b_over_c_1", "b_over_c_2"},
+			{
+				"a_over_b",
+				"floor_orders_per_minute",
+				"d_over_2x_floor",
+				"f_ms",
+				"b_over_c_1",
+				"b_over_c_2",
+				"request_ms",
+				"a_over_b_with_no_app_cost",
+			},
 		)
+		# the profile finds the cycle's documents (most of the call) and names what the app spends on
+		profile = results["profile"]
+		self.assertGreater(profile["erpnext_share"], 0.5)
+		self.assertAlmostEqual(profile["erpnext_share"] + profile["app_share"], 1, places=2)
+		self.assertTrue(profile["app_top"])
+		with open(os.path.join(out_dir, "profile_b.txt")) as handle:
+			self.assertIn("run_sales_cycle", handle.read())
 		with open(os.path.join(out_dir, "results.json")) as handle:
 			self.assertEqual(json.load(handle)["d"]["duplicates"], 0)
-		self.assertIn("(b) run_sales_cycle, 1 call", open(os.path.join(out_dir, "results.md")).read())
+		report = open(os.path.join(out_dir, "results.md")).read()
+		self.assertIn("(b) run_sales_cycle, 1 call", report)
+		self.assertIn("## Where (b)'s time goes", report)
 		frappe.db.rollback()
