@@ -206,6 +206,7 @@ class TestDeskInBrowser(FrappeTestCase):
 		answer = self.browse("bulk_run", customer=customer, sales_orders=[so.name for so in sales_orders])
 
 		self.assertTrue(answer["saw_progress"])
+		self.assertRegex(answer["progress"], r"^[0-3] of 3 orders done$")
 		self.assertEqual((answer["completed"], answer["failed"]), (3, 0), answer["summary"])
 		for sales_order in sales_orders:
 			runs = frappe.get_all(
