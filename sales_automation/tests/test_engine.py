@@ -652,6 +652,16 @@ class TestPermissions(EngineTestCase):
 
 
 class TestBackgroundDraining(EngineTestCase):
+	def background_order(self):
+		"""A submitted one-line order of a customer with a Background rule, and its queued run."""
+		customer = make_customer()
+		make_rule(customer, execution_mode="Background")
+		sales_order = self.order(customer, [{"item_code": make_item(stock_qty=2), "qty": 1, "rate": 10}])
+		return sales_order, run_of(sales_order.name)
+
+	def document_counts(self, sales_order_name):
+		return {doctype: len(names) for doctype, names in documents_of(sales_order_name).items()}
+
 	def test_a_job_takes_further_queued_runs_each_as_its_own_submitter(self):
 		clerk = "_sa_drain_clerk@example.com"
 		ensure_api_user(clerk, ["Sales User", "Sales Manager", "Stock User", "Accounts User"])
@@ -694,10 +704,7 @@ class TestBackgroundDraining(EngineTestCase):
 			get_job(engine.order_job_id(order.name)).delete()
 
 	def test_a_killed_job_keeps_the_steps_it_finished_and_its_run_stays_running(self):
-		customer = make_customer()
-		make_rule(customer, execution_mode="Background")
-		sales_order = self.order(customer, [{"item_code": make_item(stock_qty=2), "qty": 1, "rate": 10}])
-		run = run_of(sales_order.name)
+		sales_order, run = self.background_order()
 		# queued long ago, behind a backlog
 		long_ago = add_to_date(now_datetime(), minutes=-(engine.STALE_RUNNING_MINUTES + 10))
 		frappe.db.set_value(
@@ -733,15 +740,12 @@ class TestBackgroundDraining(EngineTestCase):
 		run.reload()
 		self.assertEqual(run.status, "Completed")
 		self.assertEqual(
-			{doctype: len(names) for doctype, names in documents_of(sales_order.name).items()},
+			self.document_counts(sales_order.name),
 			{"Delivery Note": 1, "Sales Invoice": 1, "Payment Entry": 1},
 		)
 
 	def test_a_run_changed_elsewhere_while_a_step_runs_is_not_overwritten(self):
-		customer = make_customer()
-		make_rule(customer, execution_mode="Background")
-		sales_order = self.order(customer, [{"item_code": make_item(stock_qty=2), "qty": 1, "rate": 10}])
-		run = run_of(sales_order.name)
+		sales_order, run = self.background_order()
 		frappe.db.commit()
 		pay = engine.Cycle.pay
 
@@ -761,15 +765,12 @@ class TestBackgroundDraining(EngineTestCase):
 		run.reload()
 		self.assertEqual(run.status, "Cancelled")
 		self.assertEqual(
-			{doctype: len(names) for doctype, names in documents_of(sales_order.name).items()},
+			self.document_counts(sales_order.name),
 			{"Delivery Note": 1, "Sales Invoice": 1, "Payment Entry": 0},
 		)
 
 	def test_a_running_run_is_not_taken_by_another_job(self):
-		customer = make_customer()
-		make_rule(customer, execution_mode="Background")
-		sales_order = self.order(customer, [{"item_code": make_item(stock_qty=2), "qty": 1, "rate": 10}])
-		run = run_of(sales_order.name)
+		sales_order, run = self.background_order()
 		frappe.db.set_value("Sales Automation Run", run.name, "status", "Running")
 		engine.process_run(run.name, drain_seconds=0)
 		self.assertEqual(documents_of(sales_order.name)["Delivery Note"], [])
