@@ -2,7 +2,7 @@ import frappe
 from frappe import _
 
 from sales_automation import engine
-from sales_automation.api.cycle import json_argument
+from sales_automation.api.validation import json_argument
 from sales_automation.exceptions import InvalidRequestError, InvalidStateError
 
 RESUME_ROLES = ("System Manager", "Sales Manager")
