@@ -18,6 +18,7 @@ from sales_automation.exceptions import (
 	StepFailedError,
 	StockShortageError,
 )
+from sales_automation.references import fill_reference
 
 DELIVERY_NOTE = "Delivery Note"
 SALES_INVOICE = "Sales Invoice"
@@ -729,15 +730,18 @@ class Cycle:
 			reference_doctype, reference_name, party_amount=self.payment.amount, bank_account=account
 		)
 		payment_entry.mode_of_payment = mode_of_payment
-		pattern = self.payment.reference_no or self.rule.reference_no_pattern or "{sales_order}"
-		payment_entry.reference_no = pattern.format_map(
-			frappe._dict(
-				sales_order=sales_order.name,
-				po_no=sales_order.po_no or sales_order.name,
-				customer=sales_order.customer,
-				sales_invoice=reference_name if reference_doctype == SALES_INVOICE else "",
+		if self.payment.reference_no:
+			payment_entry.reference_no = self.payment.reference_no  # the caller's own, verbatim
+		else:
+			payment_entry.reference_no = fill_reference(
+				self.rule.reference_no_pattern or "{sales_order}",
+				{
+					"sales_order": sales_order.name,
+					"po_no": sales_order.po_no or sales_order.name,
+					"customer": sales_order.customer,
+					"sales_invoice": reference_name if reference_doctype == SALES_INVOICE else "",
+				},
 			)
-		)[:140]
 		payment_entry.reference_date = self.payment.reference_date or nowdate()
 		return payment_entry
 

@@ -1,11 +1,16 @@
 """Checks of the endpoints' input: every refusal is a 422 (or 409 for a state) naming the field."""
 
 import json
-from datetime import date
+import math
+import re
+from datetime import date, datetime
 
 import frappe
 from frappe import _
-from frappe.utils import flt
+from frappe.database.schema import get_definition
+from frappe.model.base_document import max_positive_value
+from frappe.model.meta import get_field_precision
+from frappe.utils import cint, flt
 
 from sales_automation.engine import DELIVERY_NOTE, PAYMENT_ENTRY, SALES_INVOICE
 from sales_automation.exceptions import InvalidRequestError, InvalidStateError
@@ -13,6 +18,76 @@ from sales_automation.exceptions import InvalidRequestError, InvalidStateError
 STEP_KEYS = {"delivery_note": DELIVERY_NOTE, "sales_invoice": SALES_INVOICE, "payment_entry": PAYMENT_ENTRY}
 PAYMENT_KEYS = ("mode_of_payment", "reference_no", "reference_date", "amount")
 ORDER_READ_ONLY = {"name", "docstatus", "amended_from", "owner", "creation", "modified", "modified_by", "idx"}
+# What ERPNext computes from the order and the documents made against it. A caller who sets one makes the
+# engine believe work is done (per_billed 100, delivered_qty = qty). Most are read_only in the metadata,
+# but a Property Setter can lift that, and some (delivery_status, billing_status, the Payment Schedule's
+# paid_amount) never were.
+COMPUTED_FIELDS = frozenset(
+	(
+		"status",
+		"delivery_status",
+		"billing_status",
+		"per_delivered",
+		"per_billed",
+		"per_picked",
+		"advance_paid",
+		"has_unit_price_items",
+		"total_qty",
+		"total",
+		"net_total",
+		"grand_total",
+		"rounded_total",
+		"rounding_adjustment",
+		"total_taxes_and_charges",
+		"base_total",
+		"base_net_total",
+		"base_grand_total",
+		"base_rounded_total",
+		"amount_eligible_for_commission",
+		"total_commission",
+		"loyalty_points",
+		"loyalty_amount",
+		"amount",
+		"base_amount",
+		"net_amount",
+		"stock_qty",
+		"distributed_discount_amount",
+		"delivered_qty",
+		"billed_amt",
+		"returned_qty",
+		"ordered_qty",
+		"picked_qty",
+		"packed_qty",
+		"produced_qty",
+		"planned_qty",
+		"work_order_qty",
+		"production_plan_qty",
+		"stock_reserved_qty",
+		"actual_qty",
+		"projected_qty",
+		"valuation_rate",
+		"gross_profit",
+		"paid_amount",
+		"outstanding",
+		"base_paid_amount",
+		"base_outstanding",
+		"allocated_amount",
+	)
+)
+# read_only in the metadata only because the desk fills it from the Price List; ERPNext keeps a value the
+# caller sends and derives rate from it and discount_percentage, so it is an input, not a result
+CALLER_SET_READ_ONLY = frozenset((("Sales Order Item", "price_list_rate"),))
+# shares of a whole, whatever their fieldtype (additional_discount_percentage is a Float)
+PERCENTAGES = frozenset(("additional_discount_percentage", "invoice_portion", "allocated_percentage"))
+MULTI_LINE_TYPES = frozenset(
+	("Small Text", "Text", "Long Text", "Text Editor", "Code", "HTML Editor", "Markdown Editor")
+)
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+# in multi-line text \t, \n and \r are text, the other control characters are not
+CONTROL_CHARACTERS_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+TEXT_COLUMN_BYTES = {"text": 2**16 - 1, "mediumtext": 2**24 - 1}
+NUMBER_COLUMNS = ("decimal", *max_positive_value)
+STRING_COLUMNS = ("varchar", "text", "mediumtext", "longtext")
 
 
 def json_argument(field: str, value):
@@ -59,20 +134,26 @@ def check_payment(payment):
 	for key in payment:
 		if key not in PAYMENT_KEYS:
 			invalid(f"payment.{key}", _("unknown field; use {0}").format(", ".join(PAYMENT_KEYS)))
+	meta = frappe.get_meta("Payment Entry")
 	if "amount" in payment:
-		if not is_number(payment["amount"]) or flt(payment["amount"]) <= 0:
+		amount_field = meta.get_field("paid_amount")
+		check_number("payment.amount", amount_field, payment["amount"])
+		# ERPNext rounds the amount to the currency's precision: 1e-12 would be a payment of 0
+		if flt(payment["amount"], get_field_precision(amount_field)) <= 0:
 			invalid("payment.amount", _("must be a number greater than 0"))
-	if payment.get("mode_of_payment") and not frappe.db.exists("Mode of Payment", payment["mode_of_payment"]):
-		invalid(
-			"payment.mode_of_payment",
-			_("Mode of Payment {0} does not exist").format(payment["mode_of_payment"]),
-		)
+	if payment.get("mode_of_payment"):
+		check_value("payment.mode_of_payment", meta.get_field("mode_of_payment"), payment["mode_of_payment"])
+		if not frappe.db.exists("Mode of Payment", payment["mode_of_payment"]):
+			invalid(
+				"payment.mode_of_payment",
+				_("Mode of Payment {0} does not exist").format(payment["mode_of_payment"]),
+			)
 	if "reference_date" in payment:
 		check_date("payment.reference_date", payment["reference_date"])
-	if "reference_no" in payment and not (
-		isinstance(payment["reference_no"], str) and 0 < len(payment["reference_no"]) <= 140
-	):
-		invalid("payment.reference_no", _("must be a string of 1 to 140 characters"))
+	if "reference_no" in payment:
+		if not (isinstance(payment["reference_no"], str) and 0 < len(payment["reference_no"]) <= 140):
+			invalid("payment.reference_no", _("must be a string of 1 to 140 characters"))
+		check_value("payment.reference_no", meta.get_field("reference_no"), payment["reference_no"])
 
 
 def check_item_row(path: str, row, has_date: bool):
@@ -88,8 +169,12 @@ def check_item_row(path: str, row, has_date: bool):
 		invalid(f"{path}.item_code", _("Item {0} is disabled").format(item_code))
 	if "qty" not in row:
 		invalid(f"{path}.qty", _("is required"))
-	if not is_number(row["qty"]) or flt(row["qty"]) <= 0:
-		invalid(f"{path}.qty", _("must be a number greater than 0"))
+	# ERPNext rounds qty to its precision: 1e-12 would be stored as an order line of 0
+	precision = get_field_precision(frappe.get_meta("Sales Order Item").get_field("qty"))
+	if not is_number(row["qty"]) or flt(row["qty"], precision) <= 0:
+		invalid(
+			f"{path}.qty", _("must be a number greater than 0 when rounded to {0} decimals").format(precision)
+		)
 	for field in ("rate", "price_list_rate", "discount_percentage"):
 		if field in row and (not is_number(row[field]) or flt(row[field]) < 0):
 			invalid(f"{path}.{field}", _("must be a number of at least 0"))
@@ -106,28 +191,109 @@ def check_fields(path: str, doctype: str, values: dict):
 	for key, value in values.items():
 		if key == "doctype":
 			continue
+		field = f"{path}.{key}"
 		if key in ORDER_READ_ONLY:
-			invalid(f"{path}.{key}", _("cannot be set by the caller"))
+			invalid(field, _("cannot be set by the caller"))
 		df = meta.get_field(key)
 		if not df:
-			invalid(f"{path}.{key}", _("is not a field of {0}").format(_(doctype)))
+			invalid(field, _("is not a field of {0}").format(_(doctype)))
+		if is_computed(doctype, df):
+			invalid(field, _("is set by ERPNext and cannot be set by the caller"))
 		if df.fieldtype in ("Table", "Table MultiSelect"):
 			if not isinstance(value, list):
-				invalid(f"{path}.{key}", _("must be a list"))
+				invalid(field, _("must be a list"))
 			if key != "items":
 				for idx, row in enumerate(value):
 					if not isinstance(row, dict):
-						invalid(f"{path}.{key}[{idx}]", _("must be an object"))
-					check_fields(f"{path}.{key}[{idx}]", df.options, row)
-		elif df.fieldtype in ("Float", "Currency", "Percent", "Int", "Check") and value is not None:
-			if not is_number(value):
-				invalid(f"{path}.{key}", _("must be a number"))
-		elif (
-			df.fieldtype in ("Data", "Link", "Select", "Small Text", "Text", "Date", "Datetime")
-			and value is not None
-		):
-			if not isinstance(value, str):
-				invalid(f"{path}.{key}", _("must be a string"))
+						invalid(f"{field}[{idx}]", _("must be an object"))
+					check_fields(f"{field}[{idx}]", df.options, row)
+		else:
+			check_value(field, df, value)
+
+
+def is_computed(doctype: str, df) -> bool:
+	"""A field ERPNext fills in itself: read-only, fetched from a linked record, or a known result."""
+	if (doctype, df.fieldname) in CALLER_SET_READ_ONLY:
+		return False
+	return bool(df.read_only or df.fetch_from or df.fieldname in COMPUTED_FIELDS)
+
+
+def check_value(field: str, df, value):
+	"""Refuse a value the field's column would store as something else, or not at all."""
+	if value is None:
+		return
+	if df.fieldtype == "Check":
+		if not (is_number(value) or isinstance(value, bool)) or value not in (0, 1):
+			invalid(field, _("must be 0 or 1"))
+		return
+	column = column_of(df)[0]
+	if column in NUMBER_COLUMNS:
+		check_number(field, df, value)
+	elif column in STRING_COLUMNS:
+		check_string(field, df, value)
+	elif column == "date":
+		if value != "":
+			check_date(field, value)
+	elif column == "datetime" and value != "":
+		try:
+			datetime.fromisoformat(value)
+		except (TypeError, ValueError):
+			invalid(field, _("must be a date and time as YYYY-MM-DD HH:MM:SS"))
+
+
+def check_number(field: str, df, value):
+	if not is_number(value):
+		invalid(field, _("must be a number"))
+	# Python's json reads NaN and Infinity; no column can hold them
+	if isinstance(value, float) and not math.isfinite(value):
+		invalid(field, _("must be a finite number"))
+	if df.fieldtype == "Percent" or df.fieldname in PERCENTAGES:
+		if not 0 <= value <= 100:
+			invalid(field, _("must be from 0 to 100"))
+		return
+	column, limit = column_of(df)
+	if column == "decimal":
+		if abs(value) >= limit:
+			invalid(
+				field, _("must be greater than {0} and less than {1}").format(f"{-limit:,}", f"{limit:,}")
+			)
+	elif abs(value) > limit or value != int(value):
+		invalid(field, _("must be a whole number from {0} to {1}").format(f"{-limit:,}", f"{limit:,}"))
+
+
+def check_string(field: str, df, value):
+	if not isinstance(value, str):
+		invalid(field, _("must be a string"))
+	if df.fieldtype in MULTI_LINE_TYPES:
+		if CONTROL_CHARACTERS_IN_TEXT.search(value):
+			invalid(field, _("must not contain control characters other than tab and line breaks"))
+	elif CONTROL_CHARACTERS.search(value):
+		invalid(field, _("must not contain control characters or line breaks"))
+	column, limit = column_of(df)
+	if column == "varchar" and len(value) > limit:
+		invalid(field, _("must be at most {0} characters long").format(limit))
+	if column != "varchar" and limit and len(value.encode()) > limit:
+		invalid(field, _("must be at most {0} bytes long").format(limit))
+	if df.fieldtype == "Select" and df.fieldname != "naming_series":
+		options = (df.options or "").split("\n")
+		# frappe compares the stripped value, and lets any value pass a Select without options
+		if value and any(options) and value.strip() not in options:
+			invalid(field, _("must be one of {0}").format(", ".join(option for option in options if option)))
+
+
+def column_of(df) -> tuple[str, int | None]:
+	"""The column type ERPNext stores the field in, and its limit: a number's bound, a string's length."""
+	definition = get_definition(df.fieldtype, df.precision, df.length) or ""
+	column, size = re.fullmatch(r"(\w*)(?:\((.*)\))?", definition).groups()
+	if column == "decimal":
+		digits, scale = (cint(part) for part in size.split(","))
+		return column, 10 ** (digits - scale)
+	if column in max_positive_value:
+		# frappe's own length check allows what is within this in absolute value
+		return column, max_positive_value[column]
+	if column == "varchar":
+		return column, cint(size) or frappe.db.VARCHAR_LEN
+	return column, TEXT_COLUMN_BYTES.get(column)
 
 
 def check_link(path: str, doctype: str, value):
@@ -175,3 +341,47 @@ def check_order(order):
 		invalid("order.items", _("must be a non-empty list of items"))
 	for idx, row in enumerate(items):
 		check_item_row(f"order.items[{idx}]", row, has_date=bool(order.get("delivery_date")))
+	check_totals(order)
+
+
+def check_totals(order: dict):
+	"""Refuse an order whose amounts would not fit the columns ERPNext computes them into.
+
+	Each number may fit on its own while qty times rate, the sum, its conversion to the company's currency
+	or the taxes on it do not, and MariaDB refuses the row: a server error instead of an answer. The bound
+	is generous (every tax as if on the running total), so an order near the limit may be refused."""
+	limit = column_of(frappe.get_meta("Sales Order").get_field("base_grand_total"))[1]
+	# base amounts are the amounts times these rates
+	factor = max(1, abs(flt(order.get("conversion_rate"))), abs(flt(order.get("plc_conversion_rate"))))
+	total = abs(flt(order.get("discount_amount")))
+	total_qty = 0
+	for idx, row in enumerate(order["items"]):
+		qty = flt(row["qty"])
+		margin = abs(flt(row.get("margin_rate_or_amount")))
+		# a margin is a percentage or an amount on the price list rate; take whichever is more
+		unit = max(
+			abs(flt(row.get("rate"))), abs(flt(row.get("price_list_rate"))) * (1 + margin / 100) + margin
+		)
+		for amount, what in (
+			(qty * unit * factor, "rate"),
+			(qty * abs(flt(row.get("weight_per_unit"))), "weight_per_unit"),
+		):
+			if amount >= limit:
+				invalid(
+					f"order.items[{idx}]",
+					_("qty times {0} comes to {1}, more than ERPNext can store").format(
+						what, f"{amount:,.0f}"
+					),
+				)
+		total += qty * unit
+		total_qty += qty
+	for row in order.get("taxes") or []:
+		# the most any charge type adds: its rate on the running total or per unit, or a fixed amount
+		total += abs(flt(row.get("rate"))) * (total / 100 + total_qty) + abs(flt(row.get("tax_amount")))
+	if total * factor >= limit:
+		invalid(
+			"order.items",
+			_("the order comes to about {0} with taxes, more than ERPNext can store").format(
+				f"{total * factor:,.0f}"
+			),
+		)

@@ -7,6 +7,7 @@ from frappe.utils import flt
 from frappe.utils.data import evaluate_filters
 
 from sales_automation.exceptions import InvalidRuleError
+from sales_automation.references import pattern_error
 
 # rule field -> Sales Order field. Some rule fields carry an "order_" prefix because Frappe pre-fills a
 # new document's Link fields from the user's defaults by fieldname (currency, customer_group,
@@ -112,17 +113,9 @@ class SalesAutomationRule(Document):
 					_("a draft advance cannot be allocated by the submitted invoice; submit the payment"),
 				)
 		if self.create_payment_entry and self.reference_no_pattern:
-			try:
-				self.reference_no_pattern.format_map(
-					frappe._dict(sales_order="", po_no="", customer="", sales_invoice="")
-				)
-			except (KeyError, ValueError, IndexError):
-				self.refuse(
-					"reference_no_pattern",
-					_("use only the placeholders {0}").format(
-						"{sales_order}, {po_no}, {customer}, {sales_invoice}"
-					),
-				)
+			error = pattern_error(self.reference_no_pattern)
+			if error:
+				self.refuse("reference_no_pattern", error)
 
 	def validate_mode_of_payment(self):
 		if not (self.create_payment_entry and self.mode_of_payment and self.company):

@@ -22,6 +22,11 @@ INVALID_RULES = [
 	({"order_filters": "[[not json"}, "Additional Filters"),
 	({"order_filters": '[["no_such_field", "=", 1]]'}, "Additional Filters"),
 	({"reference_no_pattern": "{order_id}"}, "Reference No Pattern"),
+	({"reference_no_pattern": "{sales_order.__class__}"}, "Reference No Pattern"),
+	({"reference_no_pattern": "{sales_order:>99999}"}, "Reference No Pattern"),
+	({"reference_no_pattern": "{0}"}, "Reference No Pattern"),
+	({"reference_no_pattern": "{"}, "Reference No Pattern"),
+	({"reference_no_pattern": "}{"}, "Reference No Pattern"),
 	(
 		{"payment_against": "Sales Order (Advance)", "submit_payment_entry": 0},
 		"Submit Payment Entry",
