@@ -12,12 +12,16 @@ import frappe
 from frappe import _
 from frappe.utils import add_to_date, cint, flt, get_datetime, now, now_datetime, nowdate, strip_html
 
+from sales_automation import locks
 from sales_automation.exceptions import (
 	CycleNotCancellableError,
+	InvalidStateError,
+	OrderBusyError,
 	RunNotResumableError,
 	StepFailedError,
 	StockShortageError,
 )
+from sales_automation.progress import check_recorded_progress
 from sales_automation.references import fill_reference
 
 DELIVERY_NOTE = "Delivery Note"
@@ -36,6 +40,10 @@ PAY_IN_ADVANCE = "Sales Order (Advance)"
 ACTIVE_STATUSES = ("Queued", "Running")
 DONE_STEP_STATUSES = ("Completed", "Skipped")
 STEP_SAVEPOINT = "sales_automation_step"
+
+# How long a caller waits for an order another request or job is working on before it gets a 409.
+# The longest holder is one call at 100 lines (about 5 s) or one background run.
+ORDER_LOCK_WAIT_SECONDS = 20
 
 
 def get_settings():
@@ -92,9 +100,18 @@ def plan_steps(rule) -> list[str]:
 # --- starting and running ----------------------------------------------------------------------------
 
 
-def start_for_order(sales_order, trigger: str = "Submit", rule_name: str | None = None, execution_mode=None):
+def start_for_order(
+	sales_order,
+	trigger: str = "Submit",
+	rule_name: str | None = None,
+	execution_mode=None,
+	lock_wait: float = 0,
+):
 	"""Match a rule (or use `rule_name`), record a run and execute it now or queue it after commit.
 
+	A run executed now holds the order's lock until the transaction ends (`lock_wait` seconds to get
+	it; 0 in the submit hook, whose transaction already holds the order's row: waiting there could
+	wait on a caller that waits on that row). A queued run's job takes the lock itself.
 	Returns the run, or None when automation is off or no rule matches."""
 	if not cint(get_settings().enabled):
 		return None
@@ -108,6 +125,7 @@ def start_for_order(sales_order, trigger: str = "Submit", rule_name: str | None 
 	mode = execution_mode or rule.execution_mode or get_settings().default_execution_mode or BACKGROUND
 	run = create_run(sales_order, rule, reason, trigger, mode)
 	if mode == SAME_TRANSACTION:
+		locks.take(sales_order.name, timeout=lock_wait)
 		execute(run, raise_errors=True)
 	else:
 		enqueue_run(run)
@@ -213,51 +231,120 @@ DRAIN_SECONDS = 20
 def process_run(run_name: str, drain_seconds: float = DRAIN_SECONDS):
 	"""Background job: execute a queued run, then further queued runs of the site for a while.
 
-	Each run is claimed atomically (so no two workers run the same one) and executed as the user who
-	submitted its order. Frappe's worker forks a fresh process per job, which imports ERPNext anew
-	(about 1.5 s); taking the next runs in the same process spends that once for many orders, and the
-	jobs of the runs it takes are deleted from the queue before a worker forks for them."""
+	Each run is claimed under its order's lock (so no two workers, and no request, act on one order
+	at a time) and executed as the user who submitted its order. The lock is held across the commits
+	after each step and released when the run is done; a worker that dies releases it with its
+	connection, which is how resume and the scheduler tell its run from a live one. Frappe's worker
+	forks a fresh process per job, which imports ERPNext anew (about 1.5 s); taking the next runs in
+	the same process spends that once for many orders, and the jobs of the runs it takes are deleted
+	from the queue before a worker forks for them."""
 	deadline = time.monotonic() + drain_seconds
 	job_user = frappe.session.user
-	run_name = claim_run(run_name)
+	claimed = claim_run(run_name)
 	try:
-		while run_name:
-			run = frappe.get_doc("Sales Automation Run", run_name)
-			if frappe.session.user != run.owner:
-				frappe.set_user(run.owner)
-			execute(run, raise_errors=False, commit_steps=True)
-			frappe.db.commit()
+		while claimed:
+			run_name, sales_order_name = claimed
+			try:
+				run = frappe.get_doc("Sales Automation Run", run_name)
+				if frappe.session.user != run.owner:
+					frappe.set_user(run.owner)
+				execute(run, raise_errors=False, commit_steps=True)
+				frappe.db.commit()  # nosemgrep: a background run's outcome is committed before its lock goes
+			finally:
+				locks.release(sales_order_name)
 			if time.monotonic() >= deadline:
 				return
-			run_name = claim_run()
+			claimed = claim_run()
 	finally:
 		if frappe.session.user != job_user:
 			frappe.set_user(job_user)
 
 
-def claim_run(run_name: str | None = None) -> str | None:
-	"""Take a due queued run (the given one, else the oldest) for this worker: Queued -> Running.
+def claim_run(run_name: str | None = None) -> tuple[str, str] | None:
+	"""Take a due queued run (the given one, else the oldest whose order is free) for this worker:
+	lock its order, then Queued -> Running. Returns (run, order) with the order's lock held.
 
 	A run taken from the queue (no `run_name`) has its own job deleted if that job still waits."""
+	if run_name:
+		sales_order_name = frappe.db.get_value("Sales Automation Run", run_name, "sales_order")
+		if not sales_order_name:
+			return None
+		try:
+			locks.take(sales_order_name, timeout=ORDER_LOCK_WAIT_SECONDS, scope=locks.SESSION)
+		except OrderBusyError:
+			# another request or job keeps the order: the scheduler queues this run again shortly
+			frappe.local.message_log = []
+			postpone(run_name)
+			return None
+		candidates = [(run_name, sales_order_name)]
+	else:
+		candidates = due_runs()
+	for name, sales_order_name in candidates:
+		if not run_name:
+			try:
+				locks.take(sales_order_name, timeout=0, scope=locks.SESSION)
+			except OrderBusyError:
+				frappe.local.message_log = []
+				continue
+		# read again under the lock: another worker may have taken or finished it meanwhile
+		if is_due(name):
+			# `modified` marks when the run started Running
+			frappe.db.set_value("Sales Automation Run", name, "status", "Running")
+			frappe.db.commit()  # nosemgrep: the claim is visible to every other worker at once
+			if not run_name:
+				drop_queued_job(sales_order_name)
+			return name, sales_order_name
+		locks.release(sales_order_name)
+	return None
+
+
+def due_runs(limit: int = 20) -> list[tuple[str, str]]:
+	"""The oldest queued runs whose retry time has come, with their orders."""
 	Run = frappe.qb.DocType("Sales Automation Run")
-	due = (Run.status == "Queued") & (Run.next_retry_at.isnull() | (Run.next_retry_at <= now_datetime()))
-	query = frappe.qb.from_(Run).select(Run.name, Run.sales_order).where(due)
-	query = query.where(Run.name == run_name) if run_name else query.orderby(Run.creation).limit(1)
-	claimed = query.for_update(skip_locked=True).run()
-	if not claimed:
-		return None
-	name, sales_order_name = claimed[0]
-	# `modified` marks when the run started Running, for retry_due_runs' stale check
-	frappe.db.set_value("Sales Automation Run", name, "status", "Running")
-	frappe.db.commit()
-	if not run_name:
-		drop_queued_job(sales_order_name)
-	return name
+	return (
+		frappe.qb.from_(Run)
+		.select(Run.name, Run.sales_order)
+		.where(due_condition(Run))
+		.orderby(Run.creation)
+		.limit(limit)
+		.run()
+	)
+
+
+def due_condition(Run):
+	return (Run.status == "Queued") & (Run.next_retry_at.isnull() | (Run.next_retry_at <= now_datetime()))
+
+
+def is_due(run_name: str) -> bool:
+	Run = frappe.qb.DocType("Sales Automation Run")
+	return bool(
+		frappe.qb.from_(Run).select(Run.name).where((Run.name == run_name) & due_condition(Run)).run()
+	)
+
+
+def postpone(run_name: str):
+	frappe.db.set_value(
+		"Sales Automation Run",
+		run_name,
+		"next_retry_at",
+		add_to_date(now_datetime(), seconds=ORDER_LOCK_WAIT_SECONDS),
+	)
+	frappe.db.commit()  # nosemgrep: the retry time must be visible to the scheduler
 
 
 def resume(run):
-	"""Continue a run from its first step not done (Retry / Resume); runs in the caller's request."""
-	if run.status in ("Completed", "Cancelled", "Running"):
+	"""Continue a run from its first step not done (Retry / Resume); runs in the caller's request.
+
+	A run still being executed (its order's lock is held) is refused with OrderBusyError (409); a run
+	left Running by a worker that died (the lock is free) is resumed at once."""
+	locks.take(
+		run.sales_order,
+		busy_message=_(
+			"Run {0} is being executed right now (its worker holds Sales Order {1}); it cannot be resumed until it stops"
+		).format(run.name, run.sales_order),
+	)
+	run.reload()  # as it stands under the lock
+	if run.status in ("Completed", "Cancelled"):
 		frappe.throw(
 			_("Run {0} is {1} and cannot be resumed.").format(run.name, _(run.status)),
 			exc=RunNotResumableError,
@@ -306,6 +393,16 @@ def execute(run, raise_errors: bool, rule=None, retry: bool = True, commit_steps
 	run.started_at = run.started_at or now_datetime()
 	run.next_retry_at = None
 	run.error = None
+	if not run.flags.new_order:
+		try:
+			check_recorded_progress(run.sales_order)
+		except InvalidStateError as exc:
+			if raise_errors:
+				raise
+			# retrying cannot help: the order itself must be put right
+			record_failure(run, None, exc, settings, retry=False)
+			save_run(run)
+			return run
 	cycle = Cycle(run, rule)
 	for step in run.steps:
 		if step.status in DONE_STEP_STATUSES:
@@ -350,12 +447,14 @@ def raise_step_failure(step: str, exc: Exception):
 
 
 def record_failure(run, step, exc: Exception, settings, retry: bool = True):
+	"""Record a failed step (or, with `step` None, a run refused before its first step)."""
 	message = error_message(exc)
-	step.status = "Failed"
-	step.message = message
-	step.traceback = frappe.get_traceback(with_context=False)
-	step.finished_at = now_datetime()
-	run.error = f"{step.step}: {message}"
+	if step:
+		step.status = "Failed"
+		step.message = message
+		step.traceback = frappe.get_traceback(with_context=False)
+		step.finished_at = now_datetime()
+	run.error = f"{step.step}: {message}" if step else message
 	# what the failed step put in the message log must not leak into the caller's response
 	frappe.local.message_log = []
 	if not retry:
@@ -408,18 +507,25 @@ def notify_failure(run):
 	)
 
 
-# A run left Running this long lost its worker (killed or restarted): it is queued again.
-STALE_RUNNING_MINUTES = 30
-
-
 def retry_due_runs():
-	"""Scheduler: queue again every run whose retry time has come, and runs whose worker died."""
-	frappe.db.set_value(
-		"Sales Automation Run",
-		{"status": "Running", "modified": ["<", add_to_date(now_datetime(), minutes=-STALE_RUNNING_MINUTES)]},
-		"status",
-		"Queued",
-	)
+	"""Scheduler: queue again every run whose retry time has come, and at once every run left Running
+	by a worker that died (its order's lock is free: a live executor holds it)."""
+	for run in frappe.get_all(
+		"Sales Automation Run", filters={"status": "Running"}, fields=["name", "sales_order"]
+	):
+		if locks.is_held_elsewhere(run.sales_order):
+			continue
+		try:
+			with locks.order_lock(run.sales_order):
+				if frappe.db.get_value("Sales Automation Run", run.name, "status") == "Running":
+					frappe.db.set_value(
+						"Sales Automation Run",
+						run.name,
+						{"status": "Queued", "next_retry_at": now_datetime()},
+					)
+				frappe.db.commit()  # nosemgrep: the run is released before its order's lock
+		except OrderBusyError:
+			frappe.local.message_log = []  # taken by a live executor meanwhile
 	for run in frappe.get_all(
 		"Sales Automation Run",
 		filters={"status": "Queued", "next_retry_at": ["<=", now_datetime()]},
@@ -434,6 +540,7 @@ def cancel_cycle(sales_order_name: str, cancel_order: bool = False) -> list[tupl
 
 	Refuses, changing nothing, when a document cannot be cancelled, e.g. a payment that is also
 	allocated to an invoice outside the cycle. Returns the cancelled (doctype, name) pairs."""
+	locks.take(sales_order_name, timeout=ORDER_LOCK_WAIT_SECONDS)
 	documents = cycle_documents(sales_order_name)
 	if not any(documents.values()) and not cancel_order:
 		frappe.throw(

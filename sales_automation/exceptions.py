@@ -22,6 +22,8 @@ class StockShortageError(SalesAutomationError):
 class RunNotResumableError(SalesAutomationError):
 	"""The run is in a state that cannot be resumed."""
 
+	http_status_code = 409
+
 
 class InvalidRequestError(SalesAutomationError):
 	"""Bad input to an endpoint; `field` names the offending field."""
@@ -49,5 +51,11 @@ class RequestInProgressError(SalesAutomationError):
 
 class CycleNotCancellableError(SalesAutomationError):
 	"""The cycle's documents cannot all be cancelled; nothing was cancelled."""
+
+	http_status_code = 409
+
+
+class OrderBusyError(SalesAutomationError):
+	"""Another request or job is acting on the Sales Order (it holds the order's lock)."""
 
 	http_status_code = 409

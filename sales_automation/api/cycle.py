@@ -9,7 +9,7 @@ import frappe
 from frappe import _
 from frappe.utils import cint, flt
 
-from sales_automation import engine
+from sales_automation import engine, locks
 from sales_automation.api import idempotency
 from sales_automation.api.validation import (
 	check_order,
@@ -133,6 +133,7 @@ def invoice(
 		source = {engine.INVOICE_FROM_ORDER: sales_order}
 		if delivery_note:
 			order_name = delivery_note_order(delivery_note)
+			lock_order(order_name)  # before reading whether the note is billed
 			existing = invoice_of_delivery_note(delivery_note)
 			if existing:
 				return step_answer(existing, created=False)
@@ -187,6 +188,11 @@ def pay(
 		check_payment(payment)
 		if sales_invoice:
 			invoice_doc = existing_document("Sales Invoice", sales_invoice, "sales_invoice")
+			# the order an invoice bills never changes; what is paid is read under the order's lock
+			order_name = next((row.sales_order for row in invoice_doc.items if row.sales_order), None)
+			if order_name:
+				lock_order(order_name)
+				invoice_doc.reload()
 			if invoice_doc.docstatus != 1:
 				raise_state("sales_invoice", _("Sales Invoice {0} is not submitted").format(sales_invoice))
 			if flt(invoice_doc.outstanding_amount) <= 0:
@@ -194,7 +200,6 @@ def pay(
 				if paid_by:
 					return step_answer(paid_by, created=False)
 				raise_state("sales_invoice", _("Sales Invoice {0} is already paid").format(sales_invoice))
-			order_name = next((row.sales_order for row in invoice_doc.items if row.sales_order), None)
 			if not order_name:
 				invalid(
 					"sales_invoice",
@@ -489,10 +494,15 @@ def existing_document(doctype: str, name, field: str):
 	return document
 
 
+def lock_order(name):
+	"""One actor per order: concurrent calls for the same order wait here (409 after a while)."""
+	if isinstance(name, str) and name:
+		locks.take(name, timeout=engine.ORDER_LOCK_WAIT_SECONDS)
+
+
 def existing_order(name, submit_draft: bool = False):
+	lock_order(name)  # before anything about the order is read
 	sales_order = existing_document("Sales Order", name, "sales_order")
-	# one cycle per order at a time: concurrent calls for the same order wait here
-	frappe.db.get_value("Sales Order", sales_order.name, "name", for_update=True)
 	if sales_order.docstatus == 2:
 		raise_state("sales_order", _("Sales Order {0} is cancelled").format(sales_order.name))
 	if sales_order.status in ("Closed", "On Hold"):
@@ -538,4 +548,5 @@ def create_order(order: dict):
 	sales_order = frappe.get_doc({**copy.deepcopy(order), "doctype": "Sales Order"})
 	sales_order.flags.skip_sales_automation = True
 	sales_order.submit()  # inserts and submits in one save
+	lock_order(sales_order.name)  # nobody else can see it yet: granted at once, held until commit
 	return sales_order

@@ -3,7 +3,7 @@
 import frappe
 from frappe import _
 
-from sales_automation import engine
+from sales_automation import engine, locks
 from sales_automation.api.runs import bulk_skip_reason, check_can_start
 from sales_automation.exceptions import InvalidRequestError, InvalidStateError
 
@@ -57,6 +57,7 @@ def run_for_order(sales_order: str, rule: str | None = None) -> dict:
 	"""The form's Run Sales Cycle button: start a run for one submitted order, the rule's way."""
 	frappe.has_permission("Sales Order", "submit", sales_order, throw=True)
 	check_can_start(rule)
+	locks.take(sales_order, timeout=engine.ORDER_LOCK_WAIT_SECONDS)  # before its state is read
 	reason = bulk_skip_reason(sales_order)
 	if reason:
 		frappe.throw(

@@ -1,6 +1,6 @@
 import frappe
 
-from sales_automation import engine
+from sales_automation import engine, locks
 
 
 def on_submit(doc, method=None):
@@ -10,4 +10,6 @@ def on_submit(doc, method=None):
 
 
 def on_cancel(doc, method=None):
+	# not while a request or job acts on the order (no wait: this transaction holds the order's row)
+	locks.take(doc.name)
 	engine.cancel_runs_of_order(doc.name)

@@ -1,0 +1,153 @@
+"""What an order's own documents and ledgers say it has been through, against what the order records.
+
+ERPNext keeps per_delivered, per_billed, advance_paid and the rows' delivered_qty / billed_amt up to
+date as documents are submitted, and the steps read them. But those fields are plain columns that a
+caller can fill when the order is made (through ERPNext's REST API, say): an order that claims to be
+billed while no invoice bills it would have the cycle skip its invoice. So before a run acts on an
+order that it did not make in the same call, it checks that nothing is recorded as done beyond what
+submitted Delivery Notes, Sales Invoices and the advance ledger show."""
+
+import frappe
+from frappe import _
+from frappe.query_builder.functions import Abs, Sum
+from frappe.utils import flt
+
+from sales_automation.exceptions import InvalidStateError
+
+# what ERPNext's own rounding of a percentage or a quantity may leave between the two
+QTY_TOLERANCE = 1e-6
+AMOUNT_TOLERANCE = 0.01
+
+
+def check_recorded_progress(sales_order_name: str) -> None:
+	"""InvalidStateError naming the field when the order records more progress than its documents."""
+	order = frappe.db.get_value(
+		"Sales Order",
+		sales_order_name,
+		["name", "company", "per_delivered", "per_billed", "advance_paid"],
+		as_dict=True,
+	)
+	rows = frappe.get_all(
+		"Sales Order Item",
+		filters={"parent": sales_order_name, "parenttype": "Sales Order"},
+		fields=["name", "idx", "qty", "amount", "delivered_qty", "billed_amt", "delivered_by_supplier"],
+		order_by="idx asc",
+	)
+	if not (
+		flt(order.per_delivered)
+		or flt(order.per_billed)
+		or flt(order.advance_paid)
+		or any(flt(row.delivered_qty) or flt(row.billed_amt) for row in rows)
+	):
+		return  # nothing recorded as done: nothing to believe
+	delivered = delivered_by_documents(sales_order_name)
+	for row in rows:
+		if row.delivered_by_supplier:
+			# drop-shipped: the supplier's delivery is recorded through the Purchase Order, not here
+			delivered[row.name] = flt(row.delivered_qty)
+	billed = billed_by_documents(sales_order_name)
+	for row in rows:
+		if flt(row.delivered_qty) > delivered.get(row.name, 0) + QTY_TOLERANCE:
+			refuse(
+				order.name,
+				f"items[{row.idx - 1}].delivered_qty",
+				row.delivered_qty,
+				delivered.get(row.name, 0),
+			)
+		if flt(row.billed_amt) > billed.get(row.name, 0) + AMOUNT_TOLERANCE:
+			refuse(order.name, f"items[{row.idx - 1}].billed_amt", row.billed_amt, billed.get(row.name, 0))
+	total_qty = sum(flt(row.qty) for row in rows)
+	total_amount = sum(flt(row.amount) for row in rows)
+	if total_qty:
+		per_delivered = 100 * sum(min(delivered.get(row.name, 0), flt(row.qty)) for row in rows) / total_qty
+		if flt(order.per_delivered) > per_delivered + AMOUNT_TOLERANCE:
+			refuse(order.name, "per_delivered", order.per_delivered, flt(per_delivered, 2))
+	if total_amount:
+		per_billed = 100 * sum(min(billed.get(row.name, 0), flt(row.amount)) for row in rows) / total_amount
+		if flt(order.per_billed) > per_billed + AMOUNT_TOLERANCE:
+			refuse(order.name, "per_billed", order.per_billed, flt(per_billed, 2))
+	advance = advance_by_ledger(order)
+	if flt(order.advance_paid) > advance + AMOUNT_TOLERANCE:
+		refuse(order.name, "advance_paid", order.advance_paid, advance)
+
+
+def refuse(sales_order_name: str, field: str, recorded, shown):
+	error = InvalidStateError(
+		_(
+			"Sales Order {0} records {1} = {2}, but its submitted documents show {3}; the cycle does not act on progress its documents do not show"
+		).format(sales_order_name, field, recorded, shown)
+	)
+	error.field = f"sales_order.{field}"
+	raise error
+
+
+def delivered_by_documents(sales_order_name: str) -> dict[str, float]:
+	"""Qty delivered per order row by submitted Delivery Notes and stock-updating invoices (returns
+	left out: ERPNext tracks them as returned_qty)."""
+	delivered = {}
+	note_item = frappe.qb.DocType("Delivery Note Item")
+	note = frappe.qb.DocType("Delivery Note")
+	invoice_item = frappe.qb.DocType("Sales Invoice Item")
+	invoice = frappe.qb.DocType("Sales Invoice")
+	for query in (
+		frappe.qb.from_(note_item)
+		.join(note)
+		.on(note.name == note_item.parent)
+		.select(note_item.so_detail, Sum(note_item.qty))
+		.where(
+			(note_item.against_sales_order == sales_order_name)
+			& (note.docstatus == 1)
+			& (note.is_return == 0)
+		)
+		.groupby(note_item.so_detail),
+		frappe.qb.from_(invoice_item)
+		.join(invoice)
+		.on(invoice.name == invoice_item.parent)
+		.select(invoice_item.so_detail, Sum(invoice_item.qty))
+		.where(
+			(invoice_item.sales_order == sales_order_name)
+			& (invoice.docstatus == 1)
+			& (invoice.update_stock == 1)
+			& (invoice.is_return == 0)
+		)
+		.groupby(invoice_item.so_detail),
+	):
+		for so_detail, qty in query.run():
+			delivered[so_detail] = delivered.get(so_detail, 0) + flt(qty)
+	return delivered
+
+
+def billed_by_documents(sales_order_name: str) -> dict[str, float]:
+	"""Amount billed per order row by submitted, non-return Sales Invoices."""
+	invoice_item = frappe.qb.DocType("Sales Invoice Item")
+	invoice = frappe.qb.DocType("Sales Invoice")
+	rows = (
+		frappe.qb.from_(invoice_item)
+		.join(invoice)
+		.on(invoice.name == invoice_item.parent)
+		.select(invoice_item.so_detail, Sum(invoice_item.amount))
+		.where(
+			(invoice_item.sales_order == sales_order_name)
+			& (invoice.docstatus == 1)
+			& (invoice.is_return == 0)
+		)
+		.groupby(invoice_item.so_detail)
+		.run()
+	)
+	return {so_detail: flt(amount) for so_detail, amount in rows}
+
+
+def advance_by_ledger(order) -> float:
+	"""The order's advance as ERPNext computes advance_paid: from the Advance Payment Ledger."""
+	ledger = frappe.qb.DocType("Advance Payment Ledger Entry")
+	amount = (
+		frappe.qb.from_(ledger)
+		.select(Abs(Sum(ledger.amount)))
+		.where(
+			(ledger.against_voucher_type == "Sales Order")
+			& (ledger.against_voucher_no == order.name)
+			& (ledger.company == order.company)
+		)
+		.run()
+	)
+	return flt(amount[0][0]) if amount else 0.0

@@ -1,0 +1,89 @@
+"""Nothing is believed that the order's own documents don't show, and orders the app submits carry
+ERPNext's own status."""
+
+import frappe
+from frappe.tests.utils import FrappeTestCase
+
+from sales_automation import engine
+from sales_automation.api import deliver, run_sales_cycle
+from sales_automation.exceptions import InvalidStateError
+from sales_automation.tests.factories import (
+	count_documents,
+	documents_of,
+	make_customer,
+	make_item,
+	make_rule,
+	make_sales_order,
+	run_of,
+	test_env,
+)
+
+
+class OrderStateTestCase(FrappeTestCase):
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
+		cls.env = test_env()
+		frappe.db.set_single_value("Sales Automation Settings", {"enabled": 1, "max_attempts": 3})
+		frappe.db.commit()  # the endpoint rolls back on failure; fixtures must survive that
+
+	def tearDown(self):
+		frappe.set_user("Administrator")
+		frappe.local.response.pop("error", None)
+
+	def forged_order(self, header=None, row=None, customer=None, automate=False):
+		"""A submitted order whose stored progress fields were filled by its creator, as ERPNext's own
+		REST API stores them."""
+		item_code = make_item(stock_qty=5)
+		sales_order = make_sales_order(
+			[{"item_code": item_code, "qty": 2, "rate": 25, **(row or {})}],
+			customer=customer or make_customer(),
+			automate=automate,
+		)
+		if header:
+			frappe.db.set_value("Sales Order", sales_order.name, header, update_modified=False)
+		if row:
+			frappe.db.set_value("Sales Order Item", sales_order.items[0].name, row, update_modified=False)
+		frappe.db.commit()
+		return sales_order
+
+
+class TestForgedProgress(OrderStateTestCase):
+	def assert_refused(self, sales_order, field):
+		before = count_documents()
+		with self.assertRaises(InvalidStateError) as caught:
+			run_sales_cycle(sales_order=sales_order.name, payment={"mode_of_payment": self.env.cash_mode})
+		self.assertEqual(caught.exception.field, field)
+		self.assertEqual(frappe.local.response["error"]["field"], field)
+		self.assertEqual(count_documents(), before)
+
+	def test_an_order_recording_a_billing_no_invoice_shows_is_refused_naming_the_field(self):
+		self.assert_refused(self.forged_order(header={"per_billed": 100}), "sales_order.per_billed")
+
+	def test_an_order_row_recording_a_delivery_no_note_shows_is_refused_naming_the_field(self):
+		self.assert_refused(self.forged_order(row={"delivered_qty": 2}), "sales_order.items[0].delivered_qty")
+
+	def test_an_order_recording_an_advance_no_ledger_shows_is_refused_naming_the_field(self):
+		self.assert_refused(self.forged_order(header={"advance_paid": 50}), "sales_order.advance_paid")
+
+	def test_a_background_run_on_such_an_order_fails_naming_the_field_and_makes_nothing(self):
+		customer = make_customer()
+		make_rule(customer, execution_mode="Background")
+		sales_order = self.forged_order(header={"per_billed": 100}, customer=customer, automate=True)
+		run = run_of(sales_order.name)
+		engine.process_run(run.name, drain_seconds=0)
+		run.reload()
+		self.assertEqual(run.status, "Failed")
+		self.assertIn("per_billed", run.error)
+		self.assertEqual(
+			documents_of(sales_order.name), {"Delivery Note": [], "Sales Invoice": [], "Payment Entry": []}
+		)
+
+	def test_progress_its_documents_show_is_believed_and_the_cycle_continues(self):
+		sales_order = self.forged_order()
+		deliver(sales_order=sales_order.name)  # a real delivery: per_delivered 100, shown by the note
+		result = run_sales_cycle(
+			sales_order=sales_order.name, payment={"mode_of_payment": self.env.cash_mode}
+		)
+		self.assertEqual(result["status"], "Completed")
+		self.assertEqual(frappe.db.get_value("Sales Order", sales_order.name, "status"), "Completed")
