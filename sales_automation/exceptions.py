@@ -2,7 +2,15 @@ import frappe
 
 
 class SalesAutomationError(frappe.ValidationError):
-	"""Base class of every error sales_automation raises on purpose."""
+	"""Base class of every error sales_automation raises on purpose.
+
+	These are answers, not crashes: the response carries the message (and the endpoints' `error`
+	object), never a traceback of the server's code paths."""
+
+	def __init__(self, *args):
+		super().__init__(*args)
+		if getattr(frappe.local, "flags", None) is not None:
+			frappe.local.flags.disable_traceback = True
 
 
 class InvalidRuleError(SalesAutomationError):
@@ -59,3 +67,9 @@ class OrderBusyError(SalesAutomationError):
 	"""Another request or job is acting on the Sales Order (it holds the order's lock)."""
 
 	http_status_code = 409
+
+
+class DatabaseBusyError(SalesAutomationError):
+	"""Deadlocks or lock-wait timeouts persisted through the retries: temporary, retry later."""
+
+	http_status_code = 503

@@ -15,6 +15,9 @@ before_tests = "sales_automation.tests.before_tests"
 doctype_js = {"Sales Order": "public/js/sales_order.js"}
 doctype_list_js = {"Sales Order": "public/js/sales_order_list.js"}
 
+# Retry-After on the endpoints' 503 (a database that stayed busy through their retries)
+after_request = ["sales_automation.api.http.after_request"]
+
 doc_events = {
 	"Sales Order": {
 		"on_submit": "sales_automation.overrides.sales_order.on_submit",

@@ -4,6 +4,8 @@ Every endpoint validates its input (naming the field), checks the caller's permi
 the order to the engine in same-transaction mode; nothing here implements a step."""
 
 import copy
+import random
+import time
 
 import frappe
 from frappe import _
@@ -19,6 +21,7 @@ from sales_automation.api.validation import (
 	json_argument,
 	raise_state,
 )
+from sales_automation.exceptions import DatabaseBusyError
 
 # The default when no rule matches: the Sales Automation Rule's own field defaults (deliver, invoice
 # from the Delivery Note, everything submitted, reference = order name), plus paying in full.
@@ -271,7 +274,7 @@ def handle(endpoint: str, request: dict, idempotency_key: str | None, work) -> d
 		if stored is not None:
 			return {**stored, "replayed": True}
 	try:
-		result = work()
+		result = retrying_transient_errors(work)
 	except Exception as exc:
 		frappe.db.rollback()
 		if claim:
@@ -282,6 +285,40 @@ def handle(endpoint: str, request: dict, idempotency_key: str | None, work) -> d
 	elif claim:
 		idempotency.complete(claim, result)
 	return result
+
+
+# A deadlock or lock-wait timeout is MariaDB's "try again": the call is atomic, so it is retried whole.
+TRANSIENT_ATTEMPTS = 3
+RETRY_AFTER_SECONDS = 2
+
+
+def retrying_transient_errors(work):
+	for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+		try:
+			return work()
+		except Exception as exc:
+			if not is_transient(exc):
+				raise
+			frappe.db.rollback()  # undoes the attempt and frees the order's lock
+			frappe.local.message_log = []
+			if attempt == TRANSIENT_ATTEMPTS:
+				frappe.local.flags.sales_automation_retry_after = RETRY_AFTER_SECONDS
+				raise DatabaseBusyError(
+					_(
+						"The database is busy (deadlock or lock wait timeout); nothing was saved. Retry in {0} s"
+					).format(RETRY_AFTER_SECONDS)
+				) from exc
+			time.sleep(random.uniform(0.05, 0.25) * attempt)  # jitter: the other party goes first
+
+
+def is_transient(exc: Exception) -> bool:
+	seen = 0
+	while exc is not None and seen < 8:
+		if isinstance(exc, frappe.QueryDeadlockError | frappe.QueryTimeoutError):
+			return True
+		exc = getattr(exc, "cause", None) or exc.__cause__ or exc.__context__
+		seen += 1
+	return False
 
 
 def run_engine(
@@ -431,6 +468,9 @@ def as_api_error(exc: Exception) -> Exception:
 		"field": getattr(exc, "field", None) or mandatory_field(cause),
 	}
 	frappe.local.response["error"] = error
+	if getattr(cause if isinstance(cause, frappe.PermissionError) else exc, "http_status_code", 500) < 500:
+		# an answer, not a crash: no traceback of the server's code paths in it
+		frappe.local.flags.disable_traceback = True
 	if isinstance(cause, frappe.PermissionError):
 		return cause
 	return exc

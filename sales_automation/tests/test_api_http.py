@@ -240,4 +240,7 @@ class TestRunSalesCycleOverHTTP(FrappeTestCase):
 				payload = response.json()
 				named = (payload.get("error") or {}).get("field")
 				self.assertTrue(named == field or field in response.text, (field, response.text[:500]))
+				if "error" in payload:  # the app's own answer: no traceback of the server's code paths
+					self.assertNotIn("exc", payload)
+					self.assertNotIn("exception", payload)
 		self.assertEqual(self.counts(), before)

@@ -18,16 +18,19 @@ from frappe.tests.utils import FrappeTestCase
 from frappe.utils import flt
 
 from sales_automation import locks
+from sales_automation.api import run_sales_cycle
 from sales_automation.api.runs import resume_run
-from sales_automation.exceptions import OrderBusyError
+from sales_automation.exceptions import DatabaseBusyError, OrderBusyError
 from sales_automation.setup.demo import SALES_ROLES, ensure_api_user
 from sales_automation.tests.factories import (
+	count_documents,
 	documents_of,
 	gl_totals,
 	make_customer,
 	make_item,
 	make_rule,
 	make_sales_order,
+	order_payload,
 	run_of,
 	test_env,
 )
@@ -316,3 +319,72 @@ class TestDeadWorkers(ConcurrencyTestCase):
 				return result
 			time.sleep(0.3)
 		self.fail(f"timed out waiting for {what}")
+
+
+class TestTransientDatabaseErrors(ConcurrencyTestCase):
+	def setUp(self):
+		frappe.db.sql("set session innodb_lock_wait_timeout = 1")
+		self.customer = make_customer()
+		self.item_code = make_item(stock_qty=10)
+		self.invoice_series = series_key("Sales Invoice")
+
+	def tearDown(self):
+		frappe.db.sql("set session innodb_lock_wait_timeout = 50")
+		super().tearDown()
+
+	def call(self):
+		return run_sales_cycle(
+			order=order_payload(self.customer, self.item_code, qty=1, rate=10),
+			payment={"mode_of_payment": self.env.cash_mode},
+		)
+
+	def hold_invoice_series(self, seconds: float):
+		"""Another session holds the invoice's naming row for `seconds`: every invoice waits on it."""
+		holder = second_connection()
+		holder.cursor().execute(
+			"select current from `tabSeries` where name = %s for update", self.invoice_series
+		)
+		timer = threading.Timer(seconds, lambda: (holder.rollback(), holder.close()))
+		timer.start()
+		return timer
+
+	def test_a_lock_wait_that_clears_is_retried_and_the_call_succeeds(self):
+		before = count_documents()
+		timer = self.hold_invoice_series(1.5)
+		try:
+			result = self.call()
+		finally:
+			timer.join()
+		frappe.db.commit()
+		self.assertEqual(result["status"], "Completed")
+		after = count_documents()
+		for doctype in ("Sales Order", "Delivery Note", "Sales Invoice", "Payment Entry"):
+			self.assertEqual(after[doctype] - before[doctype], 1, doctype)
+
+	def test_a_lock_wait_that_persists_answers_503_and_leaves_nothing_behind(self):
+		before = count_documents()
+		timer = self.hold_invoice_series(12)
+		try:
+			with self.assertRaises(DatabaseBusyError) as caught:
+				self.call()
+		finally:
+			timer.join()
+		self.assertEqual(caught.exception.http_status_code, 503)
+		self.assertEqual(frappe.local.flags.sales_automation_retry_after, 2)
+		self.assertEqual(frappe.local.response["error"]["type"], "DatabaseBusyError")
+		frappe.local.flags.pop("sales_automation_retry_after", None)
+		self.fresh()
+		self.assertEqual(count_documents(), before)
+
+	def test_the_retry_after_header_goes_out_with_the_503(self):
+		from werkzeug.wrappers import Response
+
+		from sales_automation.api.http import after_request
+
+		response = Response(status=503)
+		frappe.local.flags.sales_automation_retry_after = 2
+		try:
+			after_request(response=response)
+		finally:
+			frappe.local.flags.pop("sales_automation_retry_after", None)
+		self.assertEqual(response.headers["Retry-After"], "2")
