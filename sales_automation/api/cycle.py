@@ -588,5 +588,8 @@ def create_order(order: dict):
 	sales_order = frappe.get_doc({**copy.deepcopy(order), "doctype": "Sales Order"})
 	sales_order.flags.skip_sales_automation = True
 	sales_order.submit()  # inserts and submits in one save
+	# ERPNext sets a new document's status only on a later save; without this a submitted order whose
+	# cycle touches nothing else would show as Draft
+	sales_order.set_status(update=True, update_modified=False)
 	lock_order(sales_order.name)  # nobody else can see it yet: granted at once, held until commit
 	return sales_order

@@ -14,6 +14,7 @@ from sales_automation.tests.factories import (
 	make_item,
 	make_rule,
 	make_sales_order,
+	order_payload,
 	run_of,
 	test_env,
 )
@@ -87,3 +88,16 @@ class TestForgedProgress(OrderStateTestCase):
 		)
 		self.assertEqual(result["status"], "Completed")
 		self.assertEqual(frappe.db.get_value("Sales Order", sales_order.name, "status"), "Completed")
+
+
+class TestOrderStatus(OrderStateTestCase):
+	def test_an_order_the_call_submits_carries_erpnexts_status_when_nothing_else_touches_it(self):
+		customer = make_customer()
+		result = run_sales_cycle(
+			order=order_payload(customer, make_item(stock_qty=5), qty=1, rate=10), steps=["payment_entry"]
+		)
+		self.assertEqual(result["status"], "Partially Completed")
+		self.assertEqual(
+			frappe.db.get_value("Sales Order", result["sales_order"], ["docstatus", "status"]),
+			(1, "To Deliver and Bill"),
+		)
