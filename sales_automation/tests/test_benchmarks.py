@@ -21,6 +21,9 @@ class TestBenchmarkScript(FrappeTestCase):
 		self.assertTrue(all(stats["median_ms"] > 0 for stats in results["variants"].values()))
 		self.assertEqual(results["d"]["runs_by_status"], {"Completed": 2})
 		self.assertEqual(results["d"]["duplicates"], 0)
+		# racing callers on one order: one cycle each, the others told it is done (409)
+		self.assertEqual(results["g"]["duplicates"], 0)
+		self.assertEqual(results["g"]["answers_by_status_code"], {200: 3, 409: 9})
 		self.assertEqual(
 			set(results["ratios"]),
 			{
@@ -28,6 +31,7 @@ class TestBenchmarkScript(FrappeTestCase):
 				"floor_orders_per_minute",
 				"d_over_2x_floor",
 				"f_ms",
+				"g_duplicates",
 				"b_over_c_1",
 				"b_over_c_2",
 				"a_over_b_with_no_app_cost",
