@@ -34,6 +34,8 @@ BACKGROUND = "Background"
 INVOICE_FROM_DELIVERY_NOTE = "Delivery Note"
 INVOICE_FROM_ORDER = "Sales Order"
 INVOICE_UPDATING_STOCK = "Sales Order (Update Stock)"
+DROP_SHIP_AT_ONCE = "At Once"
+DROP_SHIP_AFTER_SUPPLIER_DELIVERY = "After Supplier Delivery"
 PAY_AGAINST_INVOICE = "Sales Invoice"
 PAY_IN_ADVANCE = "Sales Order (Advance)"
 
@@ -74,6 +76,7 @@ RULE_ACTION_FIELDS = (
 	"create_sales_invoice",
 	"invoice_source",
 	"submit_sales_invoice",
+	"drop_ship_invoicing",
 	"email_invoice",
 	"create_payment_entry",
 	"payment_against",
@@ -113,8 +116,8 @@ def start_for_order(
 	it; 0 in the submit hook, whose transaction already holds the order's row: waiting there could
 	wait on a caller that waits on that row). A queued run's job takes the lock itself.
 	Returns the run, or None when automation is off or no rule matches."""
-	if not cint(get_settings().enabled):
-		return None
+	if not cint(get_settings().enabled) or sales_order.get("is_internal_customer"):
+		return None  # off, or an order the cycle does not automate (out_of_scope_reason)
 	if rule_name:
 		reason = _("Rule {0} was chosen explicitly").format(rule_name)
 	else:
@@ -393,16 +396,17 @@ def execute(run, raise_errors: bool, rule=None, retry: bool = True, commit_steps
 	run.started_at = run.started_at or now_datetime()
 	run.next_retry_at = None
 	run.error = None
-	if not run.flags.new_order:
-		try:
+	try:
+		check_in_scope(run.sales_order)
+		if not run.flags.new_order:
 			check_recorded_progress(run.sales_order)
-		except InvalidStateError as exc:
-			if raise_errors:
-				raise
-			# retrying cannot help: the order itself must be put right
-			record_failure(run, None, exc, settings, retry=False)
-			save_run(run)
-			return run
+	except InvalidStateError as exc:
+		if raise_errors:
+			raise
+		# retrying cannot help: the order itself must be put right
+		record_failure(run, None, exc, settings, retry=False)
+		save_run(run)
+		return run
 	cycle = Cycle(run, rule)
 	for step in run.steps:
 		if step.status in DONE_STEP_STATUSES:
@@ -425,10 +429,31 @@ def execute(run, raise_errors: bool, rule=None, retry: bool = True, commit_steps
 			record_progress(run, step)
 			frappe.db.commit()
 	else:
-		run.status = "Partially Completed" if cycle.left_open() else "Completed"
+		left_open = cycle.left_open()
+		run.status = "Partially Completed" if left_open else "Completed"
+		run.left_open = "\n".join(f"{item['what']}: {item['why']}" for item in left_open) or None
+		run.flags.left_open = left_open
 		run.finished_at = now_datetime()
 	save_run(run)
 	return run
+
+
+def out_of_scope_reason(sales_order_name: str) -> str | None:
+	"""Why the cycle does not automate this order (README: Supported ERPNext setups), or None."""
+	if frappe.db.get_value("Sales Order", sales_order_name, "is_internal_customer"):
+		return _(
+			"Sales Order {0} is an inter-company order (internal customer); its delivery and billing run through ERPNext's inter-company documents, which sales automation does not create"
+		).format(sales_order_name)
+	return None
+
+
+def check_in_scope(sales_order_name: str):
+	"""Refuse, naming the field, an order the cycle does not automate."""
+	reason = out_of_scope_reason(sales_order_name)
+	if reason:
+		error = InvalidStateError(reason)
+		error.field = "sales_order.customer"
+		raise error
 
 
 def raise_step_failure(step: str, exc: Exception):
@@ -688,7 +713,8 @@ class Cycle:
 		return self.save_new(delivery_note, self.rule.submit_delivery_note, shortage)
 
 	def available_quantities(self, rows) -> tuple[dict, str | None]:
-		"""Per Sales Order row, the qty that can ship now under the rule's shortage policy.
+		"""Per Sales Order row, the qty that can ship now under the rule's shortage policy; a product
+		bundle ships its packed items, so each component's stock counts.
 
 		Returns ({so_detail: qty} for rows that must be capped, a message when stock is short)."""
 		if cint(frappe.db.get_single_value("Stock Settings", "allow_negative_stock")):
@@ -696,23 +722,32 @@ class Cycle:
 		on_hand = {}
 		caps, short = {}, []
 		for row in rows:
-			key = (row.item_code, row.warehouse)
-			if key not in on_hand:
-				on_hand[key] = flt(
-					frappe.db.get_value(
-						"Bin", {"item_code": row.item_code, "warehouse": row.warehouse}, "actual_qty"
+			remaining = flt(row.qty) - flt(row.delivered_qty)
+			components = self.components(row)
+			can_ship = remaining
+			for item_code, warehouse, per_unit in components:
+				key = (item_code, warehouse)
+				if key not in on_hand:
+					on_hand[key] = flt(
+						frappe.db.get_value(
+							"Bin", {"item_code": item_code, "warehouse": warehouse}, "actual_qty"
+						)
 					)
-				)
-			needed = (flt(row.qty) - flt(row.delivered_qty)) * flt(row.conversion_factor or 1)
-			available = max(on_hand[key], 0)
-			on_hand[key] = available - min(needed, available)
-			if available < needed:
-				short.append(
-					_("{0} in {1}: {2} needed, {3} available").format(
-						row.item_code, row.warehouse, needed, available
+				needed = remaining * per_unit
+				available = max(on_hand[key], 0)
+				if available < needed:
+					short.append(
+						_("{0} in {1}: {2} needed, {3} available").format(
+							item_code, warehouse, needed, available
+						)
 					)
-				)
-				caps[row.name] = available / flt(row.conversion_factor or 1)
+					can_ship = min(can_ship, available / per_unit)
+			if row.item_code != (components[0][0] if components else None):
+				can_ship = int(can_ship)  # a bundle ships whole
+			for item_code, warehouse, per_unit in components:
+				on_hand[(item_code, warehouse)] -= can_ship * per_unit
+			if can_ship < remaining:
+				caps[row.name] = can_ship
 		if not short:
 			return {}, None
 		detail = "; ".join(short)
@@ -727,6 +762,26 @@ class Cycle:
 			return {}, _("Nothing delivered, no stock on hand: {0}").format(detail)
 		return caps, _("Delivered what is on hand, the rest stays open: {0}").format(detail)
 
+	def components(self, row) -> list[tuple[str, str, float]]:
+		"""(item, warehouse, stock qty per unit of the order row) of what ships for an order row."""
+		if is_stock_item(row.item_code):
+			return [(row.item_code, row.warehouse, flt(row.conversion_factor or 1))]
+		if not flt(row.qty):
+			return []
+		return [
+			(packed.item_code, packed.warehouse or row.warehouse, flt(packed.qty) / flt(row.qty))
+			for packed in frappe.get_all(
+				"Packed Item",
+				filters={
+					"parent": self.run.sales_order,
+					"parenttype": "Sales Order",
+					"parent_detail_docname": row.name,
+				},
+				fields=["item_code", "warehouse", "qty"],
+			)
+			if is_stock_item(packed.item_code)
+		]
+
 	# Sales Invoice ---------------------------------------------------------------------------------
 
 	def invoice(self):
@@ -740,55 +795,99 @@ class Cycle:
 			billed = linked_document(SALES_INVOICE, "sales_order", sales_order.name, docstatus=1)
 			return "Skipped", billed, _("Already fully billed")
 		self.check_create(SALES_INVOICE)
+		drop_ship, waiting = self.billable_drop_ship_rows(sales_order)
 		shortage = None
 		if self.rule.invoice_source == INVOICE_FROM_DELIVERY_NOTE:
-			delivery_note_name = self.unbilled_delivery_note(sales_order.name)
-			if not delivery_note_name:
-				return "Skipped", None, _("No submitted Delivery Note left to invoice")
-			sales_invoice = map_invoice_from_delivery_note(delivery_note_name)
+			# every submitted note of the order not fully billed, whoever made it, in one invoice
+			sales_invoice = None
+			for delivery_note_name in self.unbilled_delivery_notes(sales_order.name):
+				sales_invoice = merge_rows(sales_invoice, map_invoice_from_delivery_note(delivery_note_name))
+			if drop_ship:
+				sales_invoice = add_order_rows(sales_invoice, sales_order.name, drop_ship)
+			if not sales_invoice:
+				return "Skipped", None, waiting or _("No submitted Delivery Note left to invoice")
 		else:
 			sales_invoice = map_invoice_from_order(sales_order.name)
+			keep_drop_ship_rows(sales_invoice, sales_order, drop_ship)
 			if self.rule.invoice_source == INVOICE_UPDATING_STOCK:
 				sales_invoice.update_stock = 1
-				rows = [row for row in sales_order.lines if is_stock_item(row.item_code)]
+				rows = undelivered_stock_rows(sales_order.lines)
 				caps, shortage = self.available_quantities(rows) if rows else ({}, None)
 				if shortage and not caps:
 					return "Skipped", None, shortage
 				cap_rows(sales_invoice, caps)
+		cap_to_unbilled(sales_invoice, sales_order)
+		if not sales_invoice.items:
+			return "Skipped", None, waiting or _("Nothing left to bill")
 		if sales_order.payment_terms_template and not sales_invoice.payment_terms_template:
 			# ERPNext copies the order's terms only with an Accounts Setting on; the rule's invoices keep them
 			sales_invoice.payment_terms_template = sales_order.payment_terms_template
 			sales_invoice.payment_schedule = []
 		if flt(sales_order.advance_paid) > 0:
 			sales_invoice.allocate_advances_automatically = 1
-		status, document, message = self.save_new(sales_invoice, self.rule.submit_sales_invoice, shortage)
+		message = " ".join(filter(None, [shortage, waiting]))
+		status, document, message = self.save_new(
+			sales_invoice, self.rule.submit_sales_invoice, message or None
+		)
 		if self.rule.email_invoice and document.docstatus == 1:
 			message = " ".join(filter(None, [message, email_invoice(document)]))
 		return status, document, message
 
-	def unbilled_delivery_note(self, sales_order_name: str) -> str | None:
-		"""The run's own Delivery Note when it is not fully billed, else the oldest such one of the order."""
-		unbilled = frappe.get_all(
-			DELIVERY_NOTE,
+	def unbilled_delivery_notes(self, sales_order_name: str) -> list[str]:
+		"""The order's submitted, non-return Delivery Notes not fully billed: the run's own first."""
+		return self.submitted_documents(
+			DELIVERY_NOTE, "against_sales_order", sales_order_name, {"per_billed": ["<", 100]}
+		)
+
+	def submitted_documents(self, doctype: str, link_field: str, sales_order_name: str, condition: dict):
+		"""The order's submitted, non-return documents of `doctype` meeting `condition`, oldest first,
+		the run's own first."""
+		names = frappe.get_all(
+			doctype,
 			filters={
-				"name": [
-					"in",
-					linked_names(DELIVERY_NOTE, "against_sales_order", sales_order_name, 1) or [""],
-				],
+				"name": ["in", linked_names(doctype, link_field, sales_order_name, 1) or [""]],
 				"is_return": 0,
-				"per_billed": ["<", 100],
+				**condition,
 			},
 			order_by="creation asc",
 			pluck="name",
 		)
-		if self.run.delivery_note in unbilled:
-			return self.run.delivery_note
-		return unbilled[0] if unbilled else None
+		own = self.run.get(frappe.scrub(doctype))
+		if own in names:
+			names.remove(own)
+			names.insert(0, own)
+		return names
+
+	def billable_drop_ship_rows(self, sales_order) -> tuple[dict, str | None]:
+		"""Drop-shipped order rows to bill now ({so_detail: qty}), and why others wait.
+
+		They never go on a Delivery Note: the rule bills them at once, or only as far as the supplier's
+		delivery is recorded (the Purchase Order's Delivered by Supplier sets their delivered_qty)."""
+		billable, waiting = {}, []
+		for row in sales_order.lines:
+			if not row.delivered_by_supplier or not flt(row.rate):
+				continue
+			billed_qty = flt(row.billed_amt) / flt(row.rate)
+			if self.rule.drop_ship_invoicing == DROP_SHIP_AT_ONCE:
+				qty = flt(row.qty) - billed_qty
+			else:
+				qty = flt(row.delivered_qty) - billed_qty
+				if flt(row.qty) - flt(row.delivered_qty) > 0:
+					waiting.append(row.item_code)
+			if qty > 0:
+				billable[row.name] = qty
+		message = (
+			_("Drop-ship lines wait for the supplier's delivery: {0}").format(", ".join(waiting))
+			if waiting
+			else None
+		)
+		return billable, message
 
 	# Payment Entry ---------------------------------------------------------------------------------
 
 	def pay(self):
 		sales_order = self.order()
+		invoices = []
 		if self.rule.payment_against == PAY_IN_ADVANCE:
 			reference_doctype, reference_name = "Sales Order", sales_order.name
 			outstanding = flt(sales_order.rounded_total or sales_order.grand_total) - flt(
@@ -798,22 +897,25 @@ class Cycle:
 				return "Skipped", None, _("The order is already billed; nothing to pay in advance")
 		else:
 			reference_doctype = SALES_INVOICE
-			reference_name = self.run.sales_invoice or linked_document(
-				SALES_INVOICE, "sales_order", sales_order.name, docstatus=1, name_only=True
-			)
-			if not reference_name:
-				return "Skipped", None, _("No submitted Sales Invoice to pay")
-			docstatus, outstanding = frappe.db.get_value(
-				SALES_INVOICE, reference_name, ["docstatus", "outstanding_amount"]
-			)
-			if docstatus != 1:
+			if (
+				self.run.sales_invoice
+				and frappe.db.get_value(SALES_INVOICE, self.run.sales_invoice, "docstatus") != 1
+			):
 				frappe.throw(
 					_(
 						"Sales Invoice {0} is a draft; a payment can only be made against a submitted invoice."
-					).format(reference_name),
+					).format(self.run.sales_invoice),
 					exc=StepFailedError,
 				)
-			outstanding = flt(outstanding)
+			# what the customer owes across every submitted invoice of the order, whoever made it
+			invoices = self.outstanding_invoices(sales_order.name)
+			if not invoices:
+				billed = linked_document(SALES_INVOICE, "sales_order", sales_order.name, 1, name_only=True)
+				if not billed:
+					return "Skipped", None, _("No submitted Sales Invoice to pay")
+				return "Skipped", None, _("{0} {1} is already paid").format(_(SALES_INVOICE), billed)
+			reference_name = invoices[0]
+			outstanding = 1
 		draft = self.may_have_drafts and draft_payment(reference_doctype, reference_name)
 		if draft:
 			return self.finish_document(draft, self.rule.submit_payment_entry, _("Used the existing draft"))
@@ -821,7 +923,15 @@ class Cycle:
 			return "Skipped", None, _("{0} {1} is already paid").format(_(reference_doctype), reference_name)
 		self.check_create(PAYMENT_ENTRY)
 		payment_entry = self.map_payment(sales_order, reference_doctype, reference_name)
+		for other in invoices[1:] if not self.payment.amount else []:
+			add_references(payment_entry, self.map_payment(sales_order, SALES_INVOICE, other))
 		return self.save_new(payment_entry, self.rule.submit_payment_entry, None)
+
+	def outstanding_invoices(self, sales_order_name: str) -> list[str]:
+		"""The order's submitted, non-return invoices with something outstanding: the run's own first."""
+		return self.submitted_documents(
+			SALES_INVOICE, "sales_order", sales_order_name, {"outstanding_amount": [">", 0]}
+		)
 
 	def map_payment(self, sales_order, reference_doctype: str, reference_name: str):
 		from erpnext.accounts.doctype.payment_entry.payment_entry import get_payment_entry
@@ -871,17 +981,56 @@ class Cycle:
 			document.submit()
 		return "Completed", document, message
 
-	def left_open(self) -> bool:
-		"""Whether the order still has something the rule should have delivered or billed."""
+	def left_open(self) -> list[dict]:
+		"""What the order still needs that the rule asks for, and why ([] when nothing)."""
 		sales_order = self.order()
+		messages = {row.step: row.message for row in self.run.steps if row.message}
+		left = []
 		if self.rule.create_delivery_note or self.rule.invoice_source == INVOICE_UPDATING_STOCK:
-			if undelivered_stock_rows(sales_order.lines):
-				return True
-		return bool(
+			rows = undelivered_stock_rows(sales_order.lines)
+			if rows:
+				why = messages.get(DELIVERY_NOTE if self.rule.create_delivery_note else SALES_INVOICE)
+				left.append(
+					{
+						"what": "delivery",
+						"why": why or _("{0} not delivered").format(", ".join(row.item_code for row in rows)),
+					}
+				)
+		if (
 			self.rule.create_sales_invoice
 			and self.rule.submit_sales_invoice
 			and flt(sales_order.per_billed) < 100
-		)
+		):
+			left.append(
+				{
+					"what": "billing",
+					"why": messages.get(SALES_INVOICE)
+					or _("{0}% of the order is billed").format(flt(sales_order.per_billed, 2)),
+				}
+			)
+		if self.rule.create_payment_entry and self.rule.submit_payment_entry:
+			outstanding = sum(
+				flt(value)
+				for value in frappe.get_all(
+					SALES_INVOICE,
+					filters={
+						"name": [
+							"in",
+							linked_names(SALES_INVOICE, "sales_order", sales_order.name, 1) or [""],
+						]
+					},
+					pluck="outstanding_amount",
+				)
+			)
+			if outstanding > 0.005:
+				left.append(
+					{
+						"what": "payment",
+						"why": messages.get(PAYMENT_ENTRY)
+						or _("{0} outstanding on the order's invoices").format(flt(outstanding, 2)),
+					}
+				)
+		return left
 
 
 ORDER_FIELDS = (
@@ -900,6 +1049,9 @@ ORDER_ITEM_FIELDS = (
 	"name",
 	"item_code",
 	"qty",
+	"rate",
+	"amount",
+	"billed_amt",
 	"delivered_qty",
 	"warehouse",
 	"conversion_factor",
@@ -956,9 +1108,99 @@ def map_invoice_from_order(sales_order_name: str):
 
 
 def map_invoice_from_delivery_note(delivery_note_name: str):
+	"""An invoice of what the note has neither billed nor had returned yet; None when that is nothing."""
 	from erpnext.stock.doctype.delivery_note.delivery_note import make_sales_invoice
 
-	return make_sales_invoice(delivery_note_name)
+	pending = frappe.db.sql(
+		"""select 1 from `tabDelivery Note Item` item
+		where item.parent = %(note)s and item.qty > ifnull((
+			select sum(invoiced.qty) from `tabSales Invoice Item` invoiced
+			where invoiced.dn_detail = item.name and invoiced.docstatus = 1), 0) + ifnull((
+			select -sum(returned.qty) from `tabDelivery Note Item` returned
+			where returned.dn_detail = item.name and returned.docstatus = 1), 0)
+		limit 1""",
+		{"note": delivery_note_name},
+	)
+	# ERPNext's mapper refuses a note with nothing pending ("already Invoiced/Returned")
+	return make_sales_invoice(delivery_note_name) if pending else None
+
+
+def merge_rows(sales_invoice, other):
+	"""One invoice for several sources: `other`'s item rows join `sales_invoice` (either may be None)."""
+	if other is None or sales_invoice is None:
+		return sales_invoice or other
+	for row in other.items:
+		sales_invoice.append(
+			"items", {key: value for key, value in row.as_dict().items() if key not in ROW_KEYS_NOT_COPIED}
+		)
+	renumber(sales_invoice)
+	return sales_invoice
+
+
+ROW_KEYS_NOT_COPIED = ("name", "idx", "parent", "parentfield", "parenttype", "doctype", "docstatus")
+
+
+def add_order_rows(sales_invoice, sales_order_name: str, quantities: dict):
+	"""Bill order rows ({so_detail: qty}) that no Delivery Note carries (drop-ship), in `sales_invoice`
+	or in a new invoice from the order."""
+	from_order = map_invoice_from_order(sales_order_name)
+	rows = [row for row in from_order.items if row.so_detail in quantities]
+	for row in rows:
+		row.qty = quantities[row.so_detail]
+	from_order.items = rows
+	renumber(from_order)
+	return merge_rows(sales_invoice, from_order)
+
+
+def keep_drop_ship_rows(sales_invoice, sales_order, quantities: dict):
+	"""In an invoice from the order, bill drop-shipped rows only as far as the rule allows now."""
+	drop_shipped = {row.name for row in sales_order.lines if row.delivered_by_supplier}
+	if not drop_shipped:
+		return
+	rows = []
+	for row in sales_invoice.items:
+		if row.so_detail in drop_shipped:
+			if row.so_detail not in quantities:
+				continue
+			row.qty = min(flt(row.qty), quantities[row.so_detail])
+		rows.append(row)
+	sales_invoice.items = rows
+	renumber(sales_invoice)
+
+
+def cap_to_unbilled(sales_invoice, sales_order):
+	"""Never bill an order row beyond what is left of it: an invoice made by hand may have billed part."""
+	lines = {row.name: row for row in sales_order.lines}
+	left = {name: flt(row.amount) - flt(row.billed_amt) for name, row in lines.items()}
+	changed = False
+	for row in sales_invoice.items:
+		if row.so_detail not in left or not flt(row.rate):
+			continue
+		amount = flt(row.qty) * flt(row.rate)
+		if amount > left[row.so_detail] + 0.005:
+			row.qty = max(left[row.so_detail], 0) / flt(row.rate)
+			changed = True
+		left[row.so_detail] -= flt(row.qty) * flt(row.rate)
+	if changed:
+		sales_invoice.items = [row for row in sales_invoice.items if flt(row.qty) > 0]
+		renumber(sales_invoice)
+
+
+def renumber(document):
+	for idx, row in enumerate(document.items, start=1):
+		row.idx = idx
+	document.calculate_taxes_and_totals()
+
+
+def add_references(payment_entry, other):
+	"""One Payment Entry for several invoices: `other`'s references and amounts join `payment_entry`."""
+	for reference in other.references:
+		payment_entry.append(
+			"references",
+			{key: value for key, value in reference.as_dict().items() if key not in ROW_KEYS_NOT_COPIED},
+		)
+	payment_entry.paid_amount = flt(payment_entry.paid_amount) + flt(other.paid_amount)
+	payment_entry.received_amount = flt(payment_entry.received_amount) + flt(other.received_amount)
 
 
 def cap_rows(document, caps: dict):
@@ -969,9 +1211,7 @@ def cap_rows(document, caps: dict):
 		if row.so_detail in caps:
 			row.qty = caps[row.so_detail]
 	document.items = [row for row in document.items if flt(row.qty) > 0]
-	for idx, row in enumerate(document.items, start=1):
-		row.idx = idx
-	document.calculate_taxes_and_totals()
+	renumber(document)
 
 
 def linked_names(doctype: str, link_field: str, link_value: str, docstatus: int | list) -> list[str]:
@@ -1023,18 +1263,25 @@ def draft_payment(reference_doctype: str, reference_name: str):
 
 
 def undelivered_stock_rows(rows) -> list:
-	"""The order rows of stock items with qty still to deliver from our warehouses (not drop-shipped)."""
+	"""The order rows with qty still to deliver from our warehouses: stock items and product bundles
+	(which deliver their packed items), not drop-shipped lines."""
 	return [
 		row
 		for row in rows
 		if flt(row.delivered_qty) < flt(row.qty)
 		and not row.delivered_by_supplier
-		and is_stock_item(row.item_code)
+		and (is_stock_item(row.item_code) or is_product_bundle(row.item_code))
 	]
 
 
 def is_stock_item(item_code: str) -> bool:
 	return bool(frappe.get_cached_value("Item", item_code, "is_stock_item"))
+
+
+def is_product_bundle(item_code: str) -> bool:
+	from erpnext.stock.doctype.packed_item.packed_item import is_product_bundle as erpnext_is_product_bundle
+
+	return erpnext_is_product_bundle(item_code)
 
 
 def email_invoice(sales_invoice) -> str:

@@ -348,6 +348,8 @@ def answer(run) -> dict:
 		"rule": run.rule,
 		"match_reason": run.match_reason,
 		"totals": engine.order_totals(sales_order),
+		# what a Partially Completed run leaves, and why: [{"what": delivery|billing|payment, "why"}]
+		"left_open": run.flags.get("left_open") or [],
 		"replayed": False,
 	}
 

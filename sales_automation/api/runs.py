@@ -128,6 +128,8 @@ def bulk_skip_reason(sales_order_name: str) -> str | None:
 		return _("it is not submitted")
 	if status in ("Closed", "On Hold", "Completed"):
 		return _("it is {0}").format(_(status))
+	if engine.out_of_scope_reason(sales_order_name):
+		return _("it is an inter-company order, which sales automation does not automate")
 	if frappe.db.exists(
 		"Sales Automation Run",
 		{
