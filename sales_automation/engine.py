@@ -397,8 +397,9 @@ def execute(run, raise_errors: bool, rule=None, retry: bool = True, commit_steps
 	run.next_retry_at = None
 	run.error = None
 	try:
-		check_in_scope(run.sales_order)
+		# an order made in this same call was checked as it was made, and has no documents yet
 		if not run.flags.new_order:
+			check_in_scope(run.sales_order)
 			check_recorded_progress(run.sales_order)
 	except InvalidStateError as exc:
 		if raise_errors:

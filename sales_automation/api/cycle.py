@@ -62,6 +62,8 @@ def cycle(request: dict) -> dict:
 	rule = load_rule(request["rule"]) if request["rule"] else None
 	if request["order"]:
 		sales_order = create_order(request["order"])
+		if sales_order.get("is_internal_customer"):
+			raise_state("order.customer", engine.out_of_scope_reason(sales_order.name))
 	else:
 		sales_order = existing_order(request["sales_order"], submit_draft=True)
 	if rule:
