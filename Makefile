@@ -4,7 +4,7 @@
 dev:
 	bash scripts/dev.sh
 
-# The whole test suite on a fresh throwaway site, then ruff
+# The whole test suite on a fresh throwaway site, then the linters (ruff, semgrep)
 test:
 	bash scripts/test.sh
 

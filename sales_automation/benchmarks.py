@@ -132,7 +132,7 @@ def in_process_call(env, n: int) -> str:
 	frappe.set_user(BENCH_USER)
 	try:
 		answer = run_sales_cycle(order=order_payload(env, n))
-		frappe.db.commit()
+		frappe.db.commit()  # nosemgrep - the server and workers measured read what the benchmark commits
 		return answer["payment_entry"]
 	finally:
 		frappe.set_user("Administrator")
@@ -226,7 +226,7 @@ def floor(env, n: int) -> str:
 		payment_entry.reference_no = sales_order.name
 		payment_entry.reference_date = nowdate()
 		payment_entry.submit()
-		frappe.db.commit()
+		frappe.db.commit()  # nosemgrep - the server and workers measured read what the benchmark commits
 		return payment_entry.name
 	finally:
 		frappe.set_user("Administrator")
@@ -249,7 +249,7 @@ def submit_overhead(env, rounds: int) -> dict:
 			started = time.perf_counter()
 			sales_order.submit()
 			timings[state].append(time.perf_counter() - started)
-			frappe.db.commit()
+			frappe.db.commit()  # nosemgrep - the server and workers measured read what the benchmark commits
 			if state == "off":
 				started = time.perf_counter()
 				assert engine.start_for_order(sales_order, trigger="Manual") is None
@@ -286,7 +286,7 @@ def background(env, orders: int, workers: int) -> dict:
 			)
 			sales_order.insert()
 			sales_order.submit()
-			frappe.db.commit()
+			frappe.db.commit()  # nosemgrep - the server and workers measured read what the benchmark commits
 			names.append(sales_order.name)
 		submitted = time.perf_counter() - started
 		deadline = time.monotonic() + max(600, orders * 3)
@@ -332,7 +332,7 @@ def same_order_race(server, http, env, orders: int, callers: int) -> dict:
 			sales_order.flags.skip_sales_automation = True
 			sales_order.insert()
 			sales_order.submit()
-			frappe.db.commit()
+			frappe.db.commit()  # nosemgrep - the server and workers measured read what the benchmark commits
 			names.append(sales_order.name)
 			body = {"sales_order": sales_order.name}
 			for response in pool.map(lambda _: http.post(url, json=body), range(callers)):
@@ -404,7 +404,7 @@ def prepare(max_lines: int) -> frappe._dict:
 			}
 		).insert()
 	api_key, api_secret = ensure_api_user(BENCH_USER, SALES_ROLES)
-	frappe.db.commit()
+	frappe.db.commit()  # nosemgrep - the server and workers measured read what the benchmark commits
 	return frappe._dict(
 		company=company, warehouse=warehouse, item_codes=items, api_key=api_key, api_secret=api_secret
 	)

@@ -252,7 +252,7 @@ def process_run(run_name: str, drain_seconds: float = DRAIN_SECONDS):
 				if frappe.session.user != run.owner:
 					frappe.set_user(run.owner)
 				execute(run, raise_errors=False, commit_steps=True)
-				frappe.db.commit()  # nosemgrep: a background run's outcome is committed before its lock goes
+				frappe.db.commit()  # nosemgrep - a background run's outcome is committed before its lock goes
 			finally:
 				locks.release(sales_order_name)
 			if time.monotonic() >= deadline:
@@ -293,7 +293,7 @@ def claim_run(run_name: str | None = None) -> tuple[str, str] | None:
 		if is_due(name):
 			# `modified` marks when the run started Running
 			frappe.db.set_value("Sales Automation Run", name, "status", "Running")
-			frappe.db.commit()  # nosemgrep: the claim is visible to every other worker at once
+			frappe.db.commit()  # nosemgrep - the claim is visible to every other worker at once
 			if not run_name:
 				drop_queued_job(sales_order_name)
 			return name, sales_order_name
@@ -332,7 +332,7 @@ def postpone(run_name: str):
 		"next_retry_at",
 		add_to_date(now_datetime(), seconds=ORDER_LOCK_WAIT_SECONDS),
 	)
-	frappe.db.commit()  # nosemgrep: the retry time must be visible to the scheduler
+	frappe.db.commit()  # nosemgrep - the retry time must be visible to the scheduler
 
 
 def resume(run):
@@ -428,7 +428,7 @@ def execute(run, raise_errors: bool, rule=None, retry: bool = True, commit_steps
 			break
 		if commit_steps:
 			record_progress(run, step)
-			frappe.db.commit()
+			frappe.db.commit()  # nosemgrep - a background step is kept even if the worker dies later
 	else:
 		left_open = cycle.left_open()
 		run.status = "Partially Completed" if left_open else "Completed"
@@ -549,7 +549,7 @@ def retry_due_runs():
 						run.name,
 						{"status": "Queued", "next_retry_at": now_datetime()},
 					)
-				frappe.db.commit()  # nosemgrep: the run is released before its order's lock
+				frappe.db.commit()  # nosemgrep - the run is released before its order's lock
 		except OrderBusyError:
 			frappe.local.message_log = []  # taken by a live executor meanwhile
 	for run in frappe.get_all(
@@ -826,12 +826,12 @@ class Cycle:
 			sales_invoice.payment_schedule = []
 		if flt(sales_order.advance_paid) > 0:
 			sales_invoice.allocate_advances_automatically = 1
-		message = " ".join(filter(None, [shortage, waiting]))
+		message = " ".join(part for part in (shortage, waiting) if part)
 		status, document, message = self.save_new(
 			sales_invoice, self.rule.submit_sales_invoice, message or None
 		)
 		if self.rule.email_invoice and document.docstatus == 1:
-			message = " ".join(filter(None, [message, email_invoice(document)]))
+			message = " ".join(part for part in (message, email_invoice(document)) if part)
 		return status, document, message
 
 	def unbilled_delivery_notes(self, sales_order_name: str) -> list[str]:
@@ -1112,7 +1112,7 @@ def map_invoice_from_delivery_note(delivery_note_name: str):
 	"""An invoice of what the note has neither billed nor had returned yet; None when that is nothing."""
 	from erpnext.stock.doctype.delivery_note.delivery_note import make_sales_invoice
 
-	pending = frappe.db.sql(
+	pending = frappe.db.sql(  # nosemgrep - correlated sums, as ERPNext's own mapper computes what is pending
 		"""select 1 from `tabDelivery Note Item` item
 		where item.parent = %(note)s and item.qty > ifnull((
 			select sum(invoiced.qty) from `tabSales Invoice Item` invoiced

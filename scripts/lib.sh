@@ -17,6 +17,10 @@ DB_DIR=${SA_DB_DIR:-$SA_HOME/mariadb}
 DB_PORT=${SA_DB_PORT:-3307}
 DB_ROOT_PASSWORD=${SA_DB_ROOT_PASSWORD:-sales_automation}
 ADMIN_PASSWORD=${SA_ADMIN_PASSWORD:-admin}
+# The linters, one version each, the same in .pre-commit-config.yaml and .github/workflows
+RUFF_VERSION=0.17.6
+SEMGREP_VERSION=1.185.0
+SEMGREP_RULES_REPO=${SEMGREP_RULES_REPO:-https://github.com/frappe/semgrep-rules}
 
 log() { printf '\033[1;34m[sales_automation]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31m[sales_automation] %s\033[0m\n' "$*" >&2; exit 2; }
@@ -144,8 +148,8 @@ ensure_bench() {
 	bench_cmd set-config -g db_host 127.0.0.1 >/dev/null
 	bench_cmd set-config -g db_port "$DB_PORT" >/dev/null
 	bench_cmd set-config -g root_password "$DB_ROOT_PASSWORD" >/dev/null
-	"$BENCH_DIR/env/bin/python" -c "import ruff" 2>/dev/null ||
-		"$BENCH_DIR/env/bin/pip" install --quiet ruff
+	[ "$("$BENCH_DIR/env/bin/ruff" --version 2>/dev/null)" = "ruff $RUFF_VERSION" ] ||
+		"$BENCH_DIR/env/bin/pip" install --quiet "ruff==$RUFF_VERSION"
 	# the benchmark's profile of its one-call variant (also in its tiny run in the tests)
 	"$BENCH_DIR/env/bin/python" -c "import pyinstrument" 2>/dev/null ||
 		"$BENCH_DIR/env/bin/pip" install --quiet "pyinstrument>=5,<6"
@@ -192,6 +196,32 @@ ensure_browser() {
 		log "building the desk assets (bench build)"
 		bench_cmd build >/dev/null || die "bench build failed"
 	fi
+}
+
+# Frappe's semgrep rules, from their upstream repository as the apps are, and semgrep in a venv of its
+# own (its pins would fight frappe's in the bench env).
+ensure_semgrep() {
+	local venv="$SA_HOME/semgrep-venv" rules="$SA_HOME/semgrep-rules"
+	if [ "$("$venv/bin/semgrep" --version 2>/dev/null)" != "$SEMGREP_VERSION" ]; then
+		log "installing semgrep $SEMGREP_VERSION (its own venv)"
+		"$PYTHON" -m venv "$venv" && "$venv/bin/pip" install --quiet "semgrep==$SEMGREP_VERSION" ||
+			die "could not install semgrep"
+	fi
+	if [ ! -d "$rules/.git" ]; then
+		GIT_TERMINAL_PROMPT=0 git clone --quiet --depth 1 "$SEMGREP_RULES_REPO" "$rules" ||
+			die "cannot reach Frappe's semgrep rules at $SEMGREP_RULES_REPO: set SEMGREP_RULES_REPO (or map it with git's url.<base>.insteadOf)"
+	else
+		GIT_TERMINAL_PROMPT=0 git -C "$rules" pull --quiet --ff-only >/dev/null 2>&1 || true
+	fi
+}
+
+# The same linters as CI: ruff (lint and format) and Frappe's semgrep rules.
+run_linters() {
+	log "ruff check / ruff format --check / semgrep (Frappe's rules)"
+	"$BENCH_DIR/env/bin/ruff" check "$REPO_DIR"
+	"$BENCH_DIR/env/bin/ruff" format --check "$REPO_DIR"
+	"$SA_HOME/semgrep-venv/bin/semgrep" scan --config "$SA_HOME/semgrep-rules/rules" --metrics=off \
+		--error --quiet --disable-version-check "$REPO_DIR/sales_automation"
 }
 
 site_exists() { [ -f "$BENCH_DIR/sites/$1/site_config.json" ]; }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# README command 2: the whole test suite on a throwaway site made in this run, then ruff.
+# README command 2: the whole test suite on a throwaway site made in this run, then the linters.
 # Exits non-zero on any failure, and when no test ran.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -7,6 +7,7 @@ ensure_tools
 ensure_mariadb
 ensure_bench
 ensure_browser
+ensure_semgrep
 
 SITE=${SA_TEST_SITE:-sa-test-$(date +%s)-$$.localhost}
 OUT_DIR=${SA_TEST_OUTPUT:-$REPO_DIR/test-output}
@@ -48,9 +49,7 @@ if [ -z "$ran" ] || [ "$ran" = 0 ]; then
 	die "no test ran; log in $LOG"
 fi
 
-log "ruff check / ruff format --check"
-"$BENCH_DIR/env/bin/ruff" check "$REPO_DIR"
-"$BENCH_DIR/env/bin/ruff" format --check "$REPO_DIR"
+run_linters
 
 failed=0
 echo "$ran passed, $failed failed"

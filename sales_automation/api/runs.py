@@ -12,7 +12,7 @@ def require_role(roles: tuple[str, ...]):
 	"""Like frappe.only_for, which does nothing while tests run, so this restriction stays tested."""
 	if not set(roles) & set(frappe.get_roles()):
 		frappe.throw(
-			_("Only {0} may do this").format(_(" or ").join(_(role) for role in roles)),
+			_("Only these roles may do this: {0}").format(", ".join(_(role) for role in roles)),
 			frappe.PermissionError,
 		)
 
@@ -89,7 +89,7 @@ def run_bulk(
 		else:
 			skipped.append({"sales_order": sales_order_name, "reason": reason})
 		# each order's run stands on its own, and the commit frees the order's lock for its job
-		frappe.db.commit()  # nosemgrep: one order at a time, as a bulk run promises
+		frappe.db.commit()  # nosemgrep - one order at a time, as a bulk run promises
 	return {"runs": started, "skipped": skipped}
 
 

@@ -227,7 +227,7 @@ def setup_demo() -> dict:
 	ensure_item("DEMO-INSTALLATION", is_stock_item=0, valuation_rate=0)
 	ensure_customer("Demo Customer")
 	api_key, api_secret = ensure_api_user(DEMO_USER, [*SALES_ROLES, "System Manager"])
-	frappe.db.commit()
+	frappe.db.commit()  # nosemgrep - bench execute: the demo data outlives the command
 	return {
 		"company": company_name,
 		"warehouse": warehouse,
