@@ -43,13 +43,24 @@ ACTIVE_STATUSES = ("Queued", "Running")
 DONE_STEP_STATUSES = ("Completed", "Skipped")
 STEP_SAVEPOINT = "sales_automation_step"
 
-# How long a caller waits for an order another request or job is working on before it gets a 409.
-# The longest holder is one call at 100 lines (about 5 s) or one background run.
-ORDER_LOCK_WAIT_SECONDS = 20
+# How long a caller waits for an order another request or job is working on before it gets a 409
+# (Settings: order_lock_wait_seconds). The longest holder is one call at 100 lines (about 5 s) or one
+# background run.
+DEFAULT_ORDER_LOCK_WAIT_SECONDS = 20
 
 
 def get_settings():
 	return frappe.get_cached_doc("Sales Automation Settings")
+
+
+def order_lock_wait() -> int:
+	return setting_or("order_lock_wait_seconds", DEFAULT_ORDER_LOCK_WAIT_SECONDS)
+
+
+def setting_or(fieldname: str, default: int) -> int:
+	"""A whole-number setting (0 included), or `default` where a site has never saved it."""
+	value = get_settings().get(fieldname)
+	return default if value in (None, "") else cint(value)
 
 
 # --- choosing a rule -------------------------------------------------------------------------------
@@ -227,11 +238,12 @@ def drop_queued_job(sales_order_name: str):
 		job.delete()
 
 
-# How long one background job keeps taking further queued runs once its own is done.
-DRAIN_SECONDS = 20
+# How long one background job keeps taking further queued runs once its own is done (Settings:
+# drain_seconds).
+DEFAULT_DRAIN_SECONDS = 20
 
 
-def process_run(run_name: str, drain_seconds: float = DRAIN_SECONDS):
+def process_run(run_name: str, drain_seconds: float | None = None):
 	"""Background job: execute a queued run, then further queued runs of the site for a while.
 
 	Each run is claimed under its order's lock (so no two workers, and no request, act on one order
@@ -241,6 +253,8 @@ def process_run(run_name: str, drain_seconds: float = DRAIN_SECONDS):
 	forks a fresh process per job, which imports ERPNext anew (about 1.5 s); taking the next runs in
 	the same process spends that once for many orders, and the jobs of the runs it takes are deleted
 	from the queue before a worker forks for them."""
+	if drain_seconds is None:
+		drain_seconds = setting_or("drain_seconds", DEFAULT_DRAIN_SECONDS)
 	deadline = time.monotonic() + drain_seconds
 	job_user = frappe.session.user
 	claimed = claim_run(run_name)
@@ -273,7 +287,7 @@ def claim_run(run_name: str | None = None) -> tuple[str, str] | None:
 		if not sales_order_name:
 			return None
 		try:
-			locks.take(sales_order_name, timeout=ORDER_LOCK_WAIT_SECONDS, scope=locks.SESSION)
+			locks.take(sales_order_name, timeout=order_lock_wait(), scope=locks.SESSION)
 		except OrderBusyError:
 			# another request or job keeps the order: the scheduler queues this run again shortly
 			frappe.local.message_log = []
@@ -330,7 +344,7 @@ def postpone(run_name: str):
 		"Sales Automation Run",
 		run_name,
 		"next_retry_at",
-		add_to_date(now_datetime(), seconds=ORDER_LOCK_WAIT_SECONDS),
+		add_to_date(now_datetime(), seconds=order_lock_wait()),
 	)
 	frappe.db.commit()  # nosemgrep - the retry time must be visible to the scheduler
 
@@ -566,7 +580,7 @@ def cancel_cycle(sales_order_name: str, cancel_order: bool = False) -> list[tupl
 
 	Refuses, changing nothing, when a document cannot be cancelled, e.g. a payment that is also
 	allocated to an invoice outside the cycle. Returns the cancelled (doctype, name) pairs."""
-	locks.take(sales_order_name, timeout=ORDER_LOCK_WAIT_SECONDS)
+	locks.take(sales_order_name, timeout=order_lock_wait())
 	documents = cycle_documents(sales_order_name)
 	if not any(documents.values()) and not cancel_order:
 		frappe.throw(

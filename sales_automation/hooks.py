@@ -31,6 +31,8 @@ scheduler_events = {
 	},
 }
 
+# Log Settings clears both daily; runs are kept as long as Sales Automation Settings says (this 90 is
+# only Log Settings' default, used when that setting is empty)
 default_log_clearing_doctypes = {
 	"Sales Automation Run": 90,
 	"Sales Automation Request": 30,

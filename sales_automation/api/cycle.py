@@ -541,7 +541,7 @@ def existing_document(doctype: str, name, field: str):
 def lock_order(name):
 	"""One actor per order: concurrent calls for the same order wait here (409 after a while)."""
 	if isinstance(name, str) and name:
-		locks.take(name, timeout=engine.ORDER_LOCK_WAIT_SECONDS)
+		locks.take(name, timeout=engine.order_lock_wait())
 
 
 def existing_order(name, submit_draft: bool = False):

@@ -57,7 +57,7 @@ def run_for_order(sales_order: str, rule: str | None = None) -> dict:
 	"""The form's Run Sales Cycle button: start a run for one submitted order, the rule's way."""
 	frappe.has_permission("Sales Order", "submit", sales_order, throw=True)
 	check_can_start(rule)
-	locks.take(sales_order, timeout=engine.ORDER_LOCK_WAIT_SECONDS)  # before its state is read
+	locks.take(sales_order, timeout=engine.order_lock_wait())  # before its state is read
 	reason = bulk_skip_reason(sales_order)
 	if reason:
 		frappe.throw(

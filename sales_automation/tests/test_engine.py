@@ -617,7 +617,7 @@ class TestRetryAndResume(EngineTestCase):
 		run = run_of(sales_order.name)
 		frappe.set_user(user)
 		with self.assertRaises(frappe.PermissionError):
-			run.resume()
+			resume_run(run.name)  # what the run form's Retry / Resume button calls
 		frappe.set_user("Administrator")
 		self.assertEqual(frappe.db.get_value("Sales Automation Run", run.name, "attempts"), 0)
 

@@ -1,14 +1,19 @@
 frappe.ui.form.on("Sales Automation Run", {
 	refresh(frm) {
+		// a Running run may have lost its worker: the server resumes it then, and refuses a live one
 		const can_resume =
-			["Queued", "Failed", "Partially Completed"].includes(frm.doc.status) &&
+			["Queued", "Running", "Failed", "Partially Completed"].includes(frm.doc.status) &&
 			frappe.user.has_role(["System Manager", "Sales Manager"]);
 		if (can_resume) {
 			// a failed run is retried from its failed step; a queued or partial one resumes where it stands
 			const label = frm.doc.status === "Failed" ? __("Retry") : __("Resume");
 			frm.add_custom_button(label, () =>
-				frm
-					.call({ doc: frm.doc, method: "resume", freeze: true })
+				frappe
+					.call({
+						method: "sales_automation.api.runs.resume_run",
+						args: { run: frm.doc.name },
+						freeze: true,
+					})
 					.then(() => frm.reload_doc())
 			);
 		}
