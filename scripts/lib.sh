@@ -215,13 +215,23 @@ ensure_semgrep() {
 	fi
 }
 
-# The same linters as CI: ruff (lint and format) and Frappe's semgrep rules.
+# prettier and eslint as Frappe's app scaffold pins them (package.json, package-lock.json)
+ensure_js_linters() {
+	if [ ! -x "$REPO_DIR/node_modules/.bin/eslint" ] ||
+		[ "$REPO_DIR/package-lock.json" -nt "$REPO_DIR/node_modules/.package-lock.json" ]; then
+		log "installing prettier and eslint (npm ci)"
+		(cd "$REPO_DIR" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci failed"
+	fi
+}
+
+# The same linters as CI: ruff (lint and format), Frappe's semgrep rules, prettier and eslint.
 run_linters() {
-	log "ruff check / ruff format --check / semgrep (Frappe's rules)"
+	log "ruff check / ruff format --check / semgrep (Frappe's rules) / prettier / eslint"
 	"$BENCH_DIR/env/bin/ruff" check "$REPO_DIR"
 	"$BENCH_DIR/env/bin/ruff" format --check "$REPO_DIR"
 	"$SA_HOME/semgrep-venv/bin/semgrep" scan --config "$SA_HOME/semgrep-rules/rules" --metrics=off \
 		--error --quiet --disable-version-check "$REPO_DIR/sales_automation"
+	(cd "$REPO_DIR" && npm run --silent lint)
 }
 
 site_exists() { [ -f "$BENCH_DIR/sites/$1/site_config.json" ]; }

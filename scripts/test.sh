@@ -8,6 +8,7 @@ ensure_mariadb
 ensure_bench
 ensure_browser
 ensure_semgrep
+ensure_js_linters
 
 SITE=${SA_TEST_SITE:-sa-test-$(date +%s)-$$.localhost}
 OUT_DIR=${SA_TEST_OUTPUT:-$REPO_DIR/test-output}

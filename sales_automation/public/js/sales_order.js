@@ -30,23 +30,21 @@ Object.assign(sales_automation.order, {
 	// Show the state; while a background run is queued or running, look again every POLL_MS and
 	// reload the form when it ends (the run delivered, billed or paid the order).
 	follow(frm, sales_order, first) {
-		frappe
-			.xcall("sales_automation.api.desk.order_automation", { sales_order })
-			.then((state) => {
-				if (frm.doc.name !== sales_order) return; // the form moved on to another order
-				const active = ["Queued", "Running"].includes(state.run && state.run.status);
-				if (!first && !active) {
-					frm.reload_doc();
-					return;
-				}
-				this.show_status(frm, state);
-				if (first) this.add_buttons(frm, state);
-				if (active) {
-					frm.sales_automation_poll = setTimeout(() => {
-						if (frm.$wrapper.is(":visible")) this.follow(frm, sales_order, false);
-					}, this.POLL_MS);
-				}
-			});
+		frappe.xcall("sales_automation.api.desk.order_automation", { sales_order }).then((state) => {
+			if (frm.doc.name !== sales_order) return; // the form moved on to another order
+			const active = ["Queued", "Running"].includes(state.run && state.run.status);
+			if (!first && !active) {
+				frm.reload_doc();
+				return;
+			}
+			this.show_status(frm, state);
+			if (first) this.add_buttons(frm, state);
+			if (active) {
+				frm.sales_automation_poll = setTimeout(() => {
+					if (frm.$wrapper.is(":visible")) this.follow(frm, sales_order, false);
+				}, this.POLL_MS);
+			}
+		});
 	},
 
 	box(frm) {
@@ -74,7 +72,8 @@ Object.assign(sales_automation.order, {
 			}
 			parts.push(`<b>${frappe.utils.escape_html(text)}</b>`);
 			parts.push(this.link("Sales Automation Run", run.name, __("Run {0}", [run.name])));
-			if (run.error) parts.push(`<span class="text-muted">${frappe.utils.escape_html(run.error)}</span>`);
+			if (run.error)
+				parts.push(`<span class="text-muted">${frappe.utils.escape_html(run.error)}</span>`);
 		}
 		if (state.documents.length) {
 			parts.push(
@@ -83,7 +82,10 @@ Object.assign(sales_automation.order, {
 					.join(", ")
 			);
 		}
-		$box.attr("class", `sales-automation-status form-message ${this.COLOURS[run && run.status] || "blue"}`)
+		$box.attr(
+			"class",
+			`sales-automation-status form-message ${this.COLOURS[run && run.status] || "blue"}`
+		)
 			.attr("data-status", run ? run.status : "")
 			.html(`<div>${parts.join(" · ")}</div>`);
 	},
@@ -130,12 +132,13 @@ Object.assign(sales_automation.order, {
 			],
 			primary_action_label: __("Run"),
 			primary_action: ({ rule }) => {
-				this.call("sales_automation.api.desk.run_for_order", { sales_order: frm.doc.name, rule }).then(
-					() => {
-						dialog.hide();
-						frm.reload_doc();
-					}
-				);
+				this.call("sales_automation.api.desk.run_for_order", {
+					sales_order: frm.doc.name,
+					rule,
+				}).then(() => {
+					dialog.hide();
+					frm.reload_doc();
+				});
 			},
 			secondary_action_label: __("Preview"),
 			secondary_action: () => {
@@ -170,7 +173,9 @@ Object.assign(sales_automation.order, {
 			: `<p class="text-danger">${__("Nothing was saved. Running it would fail.")}</p>`;
 		return `<div class="sales-automation-preview">${verdict}
 			<table class="table table-bordered table-sm">
-			<thead><tr><th>${__("Step")}</th><th>${__("Status")}</th><th>${__("Amount")}</th><th>${__("Message")}</th></tr></thead>
+			<thead><tr><th>${__("Step")}</th><th>${__("Status")}</th><th>${__("Amount")}</th><th>${__(
+			"Message"
+		)}</th></tr></thead>
 			<tbody>${rows}</tbody></table></div>`;
 	},
 
@@ -192,13 +197,13 @@ Object.assign(sales_automation.order, {
 					sales_order: frm.doc.name,
 					cancel_order: cancel_order ? 1 : 0,
 				}).then((result) => {
-						dialog.hide();
-						frappe.show_alert({
-							message: __("Cancelled {0} documents", [result.cancelled.length]),
-							indicator: "green",
-						});
-						frm.reload_doc();
+					dialog.hide();
+					frappe.show_alert({
+						message: __("Cancelled {0} documents", [result.cancelled.length]),
+						indicator: "green",
 					});
+					frm.reload_doc();
+				});
 			},
 		});
 		dialog.show();

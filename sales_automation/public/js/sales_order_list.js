@@ -3,7 +3,8 @@
 frappe.provide("sales_automation.bulk");
 
 (() => {
-	const settings = (frappe.listview_settings["Sales Order"] = frappe.listview_settings["Sales Order"] || {});
+	const settings = (frappe.listview_settings["Sales Order"] =
+		frappe.listview_settings["Sales Order"] || {});
 	const erpnext_onload = settings.onload;
 	settings.onload = function (listview) {
 		if (erpnext_onload) erpnext_onload.apply(this, arguments);
@@ -107,9 +108,10 @@ Object.assign(sales_automation.bulk, {
 				`<p><b>${__("Failed")}</b></p><ul>${status.failed
 					.map(
 						(row) =>
-							`<li>${link("Sales Order", row.sales_order)}: ${link("Sales Automation Run", row.run)} ${esc(
-								row.error || ""
-							)}</li>`
+							`<li>${link("Sales Order", row.sales_order)}: ${link(
+								"Sales Automation Run",
+								row.run
+							)} ${esc(row.error || "")}</li>`
 					)
 					.join("")}</ul>`
 			);

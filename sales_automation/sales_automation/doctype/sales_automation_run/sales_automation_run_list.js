@@ -13,9 +13,11 @@ frappe.listview_settings["Sales Automation Run"] = {
 	onload(listview) {
 		// runs not done within Sales Automation Settings' "stuck after" time
 		listview.page.add_inner_button(__("Stuck Runs"), () => {
-			frappe.xcall("sales_automation.api.desk.stuck_run_filters").then((filters) =>
-				listview.filter_area.clear(false).then(() => listview.filter_area.add(filters))
-			);
+			frappe
+				.xcall("sales_automation.api.desk.stuck_run_filters")
+				.then((filters) =>
+					listview.filter_area.clear(false).then(() => listview.filter_area.add(filters))
+				);
 		});
 	},
 };
