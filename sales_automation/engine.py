@@ -13,6 +13,30 @@ from frappe import _
 from frappe.utils import add_to_date, cint, flt, get_datetime, now, now_datetime, nowdate, strip_html
 
 from sales_automation import locks
+from sales_automation.constants import (
+	ACTIVE_STATUSES,
+	BACKGROUND,
+	CANCELLED,
+	COMPLETED,
+	DELIVERY_NOTE,
+	DONE_STEP_STATUSES,
+	DROP_SHIP_AFTER_SUPPLIER_DELIVERY,
+	DROP_SHIP_AT_ONCE,
+	FAILED,
+	INVOICE_FROM_DELIVERY_NOTE,
+	INVOICE_FROM_ORDER,
+	INVOICE_UPDATING_STOCK,
+	PARTIALLY_COMPLETED,
+	PAY_AGAINST_INVOICE,
+	PAY_IN_ADVANCE,
+	PAYMENT_ENTRY,
+	PENDING,
+	QUEUED,
+	RUNNING,
+	SALES_INVOICE,
+	SAME_TRANSACTION,
+	SKIPPED,
+)
 from sales_automation.exceptions import (
 	CycleNotCancellableError,
 	InvalidStateError,
@@ -24,23 +48,6 @@ from sales_automation.exceptions import (
 from sales_automation.progress import check_recorded_progress
 from sales_automation.references import fill_reference
 
-DELIVERY_NOTE = "Delivery Note"
-SALES_INVOICE = "Sales Invoice"
-PAYMENT_ENTRY = "Payment Entry"
-
-SAME_TRANSACTION = "Same Transaction"
-BACKGROUND = "Background"
-
-INVOICE_FROM_DELIVERY_NOTE = "Delivery Note"
-INVOICE_FROM_ORDER = "Sales Order"
-INVOICE_UPDATING_STOCK = "Sales Order (Update Stock)"
-DROP_SHIP_AT_ONCE = "At Once"
-DROP_SHIP_AFTER_SUPPLIER_DELIVERY = "After Supplier Delivery"
-PAY_AGAINST_INVOICE = "Sales Invoice"
-PAY_IN_ADVANCE = "Sales Order (Advance)"
-
-ACTIVE_STATUSES = ("Queued", "Running")
-DONE_STEP_STATUSES = ("Completed", "Skipped")
 STEP_SAVEPOINT = "sales_automation_step"
 
 # How long a caller waits for an order another request or job is working on before it gets a 409
@@ -165,12 +172,12 @@ def create_run(
 			"match_reason": reason,
 			"trigger": trigger,
 			"execution_mode": execution_mode,
-			"status": "Queued",
+			"status": QUEUED,
 		}
 	)
 	for step in plan_steps(rule):
 		if steps is None or step in steps:
-			run.append("steps", {"step": step, "status": "Pending"})
+			run.append("steps", {"step": step, "status": PENDING})
 	if execution_mode != SAME_TRANSACTION:
 		# background runs must exist before their job does; same-transaction runs are written once, when done
 		save_run(run)
@@ -306,7 +313,7 @@ def claim_run(run_name: str | None = None) -> tuple[str, str] | None:
 		# read again under the lock: another worker may have taken or finished it meanwhile
 		if is_due(name):
 			# `modified` marks when the run started Running
-			frappe.db.set_value("Sales Automation Run", name, "status", "Running")
+			frappe.db.set_value("Sales Automation Run", name, "status", RUNNING)
 			frappe.db.commit()  # nosemgrep - the claim is visible to every other worker at once
 			if not run_name:
 				drop_queued_job(sales_order_name)
@@ -329,7 +336,7 @@ def due_runs(limit: int = 20) -> list[tuple[str, str]]:
 
 
 def due_condition(Run):
-	return (Run.status == "Queued") & (Run.next_retry_at.isnull() | (Run.next_retry_at <= now_datetime()))
+	return (Run.status == QUEUED) & (Run.next_retry_at.isnull() | (Run.next_retry_at <= now_datetime()))
 
 
 def is_due(run_name: str) -> bool:
@@ -361,7 +368,7 @@ def resume(run):
 		).format(run.name, run.sales_order),
 	)
 	run.reload()  # as it stands under the lock
-	if run.status in ("Completed", "Cancelled"):
+	if run.status in (COMPLETED, CANCELLED):
 		frappe.throw(
 			_("Run {0} is {1} and cannot be resumed.").format(run.name, _(run.status)),
 			exc=RunNotResumableError,
@@ -374,9 +381,9 @@ def resume(run):
 			title=_("Cannot Resume"),
 		)
 	for step in run.steps:
-		if step.status == "Failed":
-			step.status = "Pending"
-	run.attempts = 0 if run.status == "Failed" else run.attempts
+		if step.status == FAILED:
+			step.status = PENDING
+	run.attempts = 0 if run.status == FAILED else run.attempts
 	execute(run, raise_errors=False)
 	return run
 
@@ -405,7 +412,7 @@ def execute(run, raise_errors: bool, rule=None, retry: bool = True, commit_steps
 	"""
 	settings = get_settings()
 	rule = rule or rule_of(run)
-	run.status = "Running"
+	run.status = RUNNING
 	run.attempts = cint(run.attempts) + 1
 	run.started_at = run.started_at or now_datetime()
 	run.next_retry_at = None
@@ -445,7 +452,7 @@ def execute(run, raise_errors: bool, rule=None, retry: bool = True, commit_steps
 			frappe.db.commit()  # nosemgrep - a background step is kept even if the worker dies later
 	else:
 		left_open = cycle.left_open()
-		run.status = "Partially Completed" if left_open else "Completed"
+		run.status = PARTIALLY_COMPLETED if left_open else COMPLETED
 		run.left_open = "\n".join(f"{item['what']}: {item['why']}" for item in left_open) or None
 		run.flags.left_open = left_open
 		run.finished_at = now_datetime()
@@ -490,7 +497,7 @@ def record_failure(run, step, exc: Exception, settings, retry: bool = True):
 	"""Record a failed step (or, with `step` None, a run refused before its first step)."""
 	message = error_message(exc)
 	if step:
-		step.status = "Failed"
+		step.status = FAILED
 		step.message = message
 		step.traceback = frappe.get_traceback(with_context=False)
 		step.finished_at = now_datetime()
@@ -498,14 +505,14 @@ def record_failure(run, step, exc: Exception, settings, retry: bool = True):
 	# what the failed step put in the message log must not leak into the caller's response
 	frappe.local.message_log = []
 	if not retry:
-		run.status = "Failed"
+		run.status = FAILED
 		run.finished_at = now_datetime()
 	elif cint(run.attempts) < cint(settings.max_attempts):
 		backoff = cint(settings.retry_backoff_seconds) * 2 ** (cint(run.attempts) - 1)
-		run.status = "Queued"
+		run.status = QUEUED
 		run.next_retry_at = add_to_date(now_datetime(), seconds=backoff)
 	else:
-		run.status = "Failed"
+		run.status = FAILED
 		run.finished_at = now_datetime()
 		notify_failure(run)
 
@@ -551,24 +558,24 @@ def retry_due_runs():
 	"""Scheduler: queue again every run whose retry time has come, and at once every run left Running
 	by a worker that died (its order's lock is free: a live executor holds it)."""
 	for run in frappe.get_all(
-		"Sales Automation Run", filters={"status": "Running"}, fields=["name", "sales_order"]
+		"Sales Automation Run", filters={"status": RUNNING}, fields=["name", "sales_order"]
 	):
 		if locks.is_held_elsewhere(run.sales_order):
 			continue
 		try:
 			with locks.order_lock(run.sales_order):
-				if frappe.db.get_value("Sales Automation Run", run.name, "status") == "Running":
+				if frappe.db.get_value("Sales Automation Run", run.name, "status") == RUNNING:
 					frappe.db.set_value(
 						"Sales Automation Run",
 						run.name,
-						{"status": "Queued", "next_retry_at": now_datetime()},
+						{"status": QUEUED, "next_retry_at": now_datetime()},
 					)
 				frappe.db.commit()  # nosemgrep - the run is released before its order's lock
 		except OrderBusyError:
 			frappe.local.message_log = []  # taken by a live executor meanwhile
 	for run in frappe.get_all(
 		"Sales Automation Run",
-		filters={"status": "Queued", "next_retry_at": ["<=", now_datetime()]},
+		filters={"status": QUEUED, "next_retry_at": ["<=", now_datetime()]},
 		fields=["name", "sales_order"],
 	):
 		enqueue_run(run)
@@ -640,7 +647,7 @@ def cycle_documents(sales_order_name: str, docstatuses=(1,)) -> dict[str, dict[s
 		filters={
 			"parent": ["in", runs or [""]],
 			"parenttype": "Sales Automation Run",
-			"status": "Completed",  # skipped steps may point at documents the cycle did not make
+			"status": COMPLETED,  # skipped steps may point at documents the cycle did not make
 			"reference_name": ["is", "set"],
 		},
 		fields=["reference_doctype", "reference_name"],
@@ -659,12 +666,12 @@ def stuck_before():
 	return add_to_date(now_datetime(), minutes=-cint(get_settings().stuck_after_minutes))
 
 
-def cancel_runs_of_order(sales_order_name: str, statuses=(*ACTIVE_STATUSES, "Failed")):
+def cancel_runs_of_order(sales_order_name: str, statuses=(*ACTIVE_STATUSES, FAILED)):
 	"""Mark the order's runs (those in `statuses`, or all) Cancelled."""
 	filters = {"sales_order": sales_order_name}
 	if statuses:
 		filters["status"] = ["in", statuses]
-	frappe.db.set_value("Sales Automation Run", filters, "status", "Cancelled")
+	frappe.db.set_value("Sales Automation Run", filters, "status", CANCELLED)
 
 
 # --- the steps ---------------------------------------------------------------------------------------
@@ -718,10 +725,10 @@ class Cycle:
 		rows = undelivered_stock_rows(sales_order.lines)
 		if not rows:
 			delivered = linked_document(DELIVERY_NOTE, "against_sales_order", sales_order.name, docstatus=1)
-			return "Skipped", delivered, _("Nothing left to deliver")
+			return SKIPPED, delivered, _("Nothing left to deliver")
 		caps, shortage = self.available_quantities(rows)
 		if shortage and not caps:
-			return "Skipped", None, shortage
+			return SKIPPED, None, shortage
 		self.check_create(DELIVERY_NOTE)
 		delivery_note = map_delivery_note(sales_order.name)
 		cap_rows(delivery_note, caps)
@@ -808,7 +815,7 @@ class Cycle:
 			return self.finish_document(draft, self.rule.submit_sales_invoice, _("Used the existing draft"))
 		if flt(sales_order.per_billed) >= 100:
 			billed = linked_document(SALES_INVOICE, "sales_order", sales_order.name, docstatus=1)
-			return "Skipped", billed, _("Already fully billed")
+			return SKIPPED, billed, _("Already fully billed")
 		self.check_create(SALES_INVOICE)
 		drop_ship, waiting = self.billable_drop_ship_rows(sales_order)
 		shortage = None
@@ -820,7 +827,7 @@ class Cycle:
 			if drop_ship:
 				sales_invoice = add_order_rows(sales_invoice, sales_order.name, drop_ship)
 			if not sales_invoice:
-				return "Skipped", None, waiting or _("No submitted Delivery Note left to invoice")
+				return SKIPPED, None, waiting or _("No submitted Delivery Note left to invoice")
 		else:
 			sales_invoice = map_invoice_from_order(sales_order.name)
 			keep_drop_ship_rows(sales_invoice, sales_order, drop_ship)
@@ -829,11 +836,11 @@ class Cycle:
 				rows = undelivered_stock_rows(sales_order.lines)
 				caps, shortage = self.available_quantities(rows) if rows else ({}, None)
 				if shortage and not caps:
-					return "Skipped", None, shortage
+					return SKIPPED, None, shortage
 				cap_rows(sales_invoice, caps)
 		cap_to_unbilled(sales_invoice, sales_order)
 		if not sales_invoice.items:
-			return "Skipped", None, waiting or _("Nothing left to bill")
+			return SKIPPED, None, waiting or _("Nothing left to bill")
 		if sales_order.payment_terms_template and not sales_invoice.payment_terms_template:
 			# ERPNext copies the order's terms only with an Accounts Setting on; the rule's invoices keep them
 			sales_invoice.payment_terms_template = sales_order.payment_terms_template
@@ -909,7 +916,7 @@ class Cycle:
 				sales_order.advance_paid
 			)
 			if flt(sales_order.per_billed) >= 100:
-				return "Skipped", None, _("The order is already billed; nothing to pay in advance")
+				return SKIPPED, None, _("The order is already billed; nothing to pay in advance")
 		else:
 			reference_doctype = SALES_INVOICE
 			if (
@@ -927,15 +934,15 @@ class Cycle:
 			if not invoices:
 				billed = linked_document(SALES_INVOICE, "sales_order", sales_order.name, 1, name_only=True)
 				if not billed:
-					return "Skipped", None, _("No submitted Sales Invoice to pay")
-				return "Skipped", None, _("{0} {1} is already paid").format(_(SALES_INVOICE), billed)
+					return SKIPPED, None, _("No submitted Sales Invoice to pay")
+				return SKIPPED, None, _("{0} {1} is already paid").format(_(SALES_INVOICE), billed)
 			reference_name = invoices[0]
 			outstanding = 1
 		draft = self.may_have_drafts and draft_payment(reference_doctype, reference_name)
 		if draft:
 			return self.finish_document(draft, self.rule.submit_payment_entry, _("Used the existing draft"))
 		if outstanding <= 0:
-			return "Skipped", None, _("{0} {1} is already paid").format(_(reference_doctype), reference_name)
+			return SKIPPED, None, _("{0} {1} is already paid").format(_(reference_doctype), reference_name)
 		self.check_create(PAYMENT_ENTRY)
 		payment_entry = self.map_payment(sales_order, reference_doctype, reference_name)
 		for other in invoices[1:] if not self.payment.amount else []:
@@ -989,12 +996,12 @@ class Cycle:
 		else:
 			document.insert()
 		self.run.flags.setdefault("created_documents", set()).add(document.name)
-		return "Completed", document, message
+		return COMPLETED, document, message
 
 	def finish_document(self, document, submit: bool, message: str | None):
 		if submit and document.docstatus == 0:
 			document.submit()
-		return "Completed", document, message
+		return COMPLETED, document, message
 
 	def left_open(self) -> list[dict]:
 		"""What the order still needs that the rule asks for, and why ([] when nothing)."""

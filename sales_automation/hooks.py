@@ -11,6 +11,9 @@ required_apps = ["frappe/erpnext"]
 after_install = "sales_automation.setup.install.after_install"
 before_tests = "sales_automation.tests.before_tests"
 
+# the statuses, their colours and the managing roles, for the desk's scripts (frappe.boot.sales_automation)
+boot_session = "sales_automation.boot.boot_session"
+
 # the automation's status and actions on ERPNext's Sales Order form and list
 doctype_js = {"Sales Order": "public/js/sales_order.js"}
 doctype_list_js = {"Sales Order": "public/js/sales_order_list.js"}

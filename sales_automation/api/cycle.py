@@ -21,6 +21,7 @@ from sales_automation.api.validation import (
 	json_argument,
 	raise_state,
 )
+from sales_automation.constants import FAILED
 from sales_automation.exceptions import DatabaseBusyError
 
 # The default when no rule matches: the Sales Automation Rule's own field defaults (deliver, invoice
@@ -386,9 +387,7 @@ def preview(run, rule, reason: str) -> dict:
 		order_by="creation asc",
 	)
 	errors = [
-		{"step": frappe.scrub(row.step), "message": row.message}
-		for row in run.steps
-		if row.status == "Failed"
+		{"step": frappe.scrub(row.step), "message": row.message} for row in run.steps if row.status == FAILED
 	]
 	return {
 		"status": "dry_run",

@@ -5,9 +5,8 @@ from frappe import _
 
 from sales_automation import engine, locks
 from sales_automation.api.runs import bulk_skip_reason, check_can_start
+from sales_automation.constants import FAILED, FINAL_STATUSES
 from sales_automation.exceptions import InvalidRequestError, InvalidStateError
-
-FINAL_RUN_STATUSES = ("Completed", "Cancelled")
 
 
 @frappe.whitelist()
@@ -24,7 +23,7 @@ def order_automation(sales_order: str) -> dict:
 	if run:
 		run.failed_step = frappe.db.get_value(
 			"Sales Automation Run Step",
-			{"parent": run.name, "parenttype": "Sales Automation Run", "status": "Failed"},
+			{"parent": run.name, "parenttype": "Sales Automation Run", "status": FAILED},
 			"step",
 		)
 	# in the cycle's order (Delivery Note, Sales Invoice, Payment Entry), oldest first
@@ -77,6 +76,6 @@ def run_for_order(sales_order: str, rule: str | None = None) -> dict:
 def stuck_run_filters() -> list:
 	"""List filters for runs not done within the Settings' stuck time."""
 	return [
-		["Sales Automation Run", "status", "not in", list(FINAL_RUN_STATUSES)],
+		["Sales Automation Run", "status", "not in", list(FINAL_STATUSES)],
 		["Sales Automation Run", "creation", "<", str(engine.stuck_before())],
 	]

@@ -3,9 +3,16 @@ from frappe import _
 
 from sales_automation import engine, locks
 from sales_automation.api.validation import json_argument
+from sales_automation.constants import (
+	ACTIVE_STATUSES,
+	COMPLETED,
+	FAILED,
+	MANAGER_ROLES,
+	PARTIALLY_COMPLETED,
+)
 from sales_automation.exceptions import InvalidRequestError, InvalidStateError, OrderBusyError
 
-RESUME_ROLES = ("System Manager", "Sales Manager")
+RESUME_ROLES = MANAGER_ROLES
 
 
 def require_role(roles: tuple[str, ...]):
@@ -134,7 +141,7 @@ def bulk_skip_reason(sales_order_name: str) -> str | None:
 		"Sales Automation Run",
 		{
 			"sales_order": sales_order_name,
-			"status": ["in", ["Queued", "Running", "Completed", "Partially Completed"]],
+			"status": ["in", [*ACTIVE_STATUSES, COMPLETED, PARTIALLY_COMPLETED]],
 		},
 	):
 		return _("it already has a run")
@@ -154,7 +161,7 @@ def bulk_status(runs: list | str) -> dict:
 	counts = {}
 	for row in rows:
 		counts[row.status] = counts.get(row.status, 0) + 1
-	pending = counts.get("Queued", 0) + counts.get("Running", 0)
+	pending = sum(counts.get(status, 0) for status in ACTIVE_STATUSES)
 	return {
 		"total": len(rows),
 		"done": len(rows) - pending,
@@ -163,6 +170,6 @@ def bulk_status(runs: list | str) -> dict:
 		"failed": [
 			{"run": row.name, "sales_order": row.sales_order, "error": row.error}
 			for row in rows
-			if row.status == "Failed"
+			if row.status == FAILED
 		],
 	}

@@ -12,7 +12,7 @@ from frappe.model.base_document import max_positive_value
 from frappe.model.meta import get_field_precision
 from frappe.utils import cint, flt
 
-from sales_automation.engine import DELIVERY_NOTE, PAYMENT_ENTRY, SALES_INVOICE
+from sales_automation.constants import DELIVERY_NOTE, PAYMENT_ENTRY, SALES_INVOICE
 from sales_automation.exceptions import InvalidRequestError, InvalidStateError
 
 STEP_KEYS = {"delivery_note": DELIVERY_NOTE, "sales_invoice": SALES_INVOICE, "payment_entry": PAYMENT_ENTRY}

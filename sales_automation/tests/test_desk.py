@@ -271,3 +271,17 @@ class TestRunsChartAndWorkspace(FrappeTestCase):
 		make_sales_order([{"item_code": make_item(stock_qty=2), "qty": 1, "rate": 10}], customer=customer)
 
 		self.assertEqual(get_result(card.as_dict(), card.filters_json), before + 1)
+
+
+class TestSharedNames(FrappeTestCase):
+	def test_the_desk_gets_the_run_statuses_and_roles_from_the_server_at_boot(self):
+		from sales_automation.boot import boot_session
+
+		bootinfo = frappe._dict()
+		boot_session(bootinfo)
+		names = bootinfo.sales_automation
+		# one list of statuses: the DocType's options, the colours the desk shows, the constants
+		options = frappe.get_meta("Sales Automation Run").get_field("status").options.split("\n")
+		self.assertEqual(set(names["status_colours"]), {option for option in options if option})
+		self.assertEqual(names["manager_roles"], ["System Manager", "Sales Manager"])
+		self.assertTrue(set(names["active_statuses"]) < set(names["resumable_statuses"]))

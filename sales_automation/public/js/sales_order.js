@@ -9,14 +9,6 @@ frappe.ui.form.on("Sales Order", {
 
 Object.assign(sales_automation.order, {
 	POLL_MS: 2000,
-	COLOURS: {
-		Queued: "blue",
-		Running: "orange",
-		Completed: "green",
-		"Partially Completed": "yellow",
-		Failed: "red",
-		Cancelled: "orange",
-	},
 
 	refresh(frm) {
 		clearTimeout(frm.sales_automation_poll);
@@ -32,7 +24,8 @@ Object.assign(sales_automation.order, {
 	follow(frm, sales_order, first) {
 		frappe.xcall("sales_automation.api.desk.order_automation", { sales_order }).then((state) => {
 			if (frm.doc.name !== sales_order) return; // the form moved on to another order
-			const active = ["Queued", "Running"].includes(state.run && state.run.status);
+			const names = frappe.boot.sales_automation; // statuses and colours, from the server
+			const active = names.active_statuses.includes(state.run && state.run.status);
 			if (!first && !active) {
 				frm.reload_doc();
 				return;
@@ -67,7 +60,8 @@ Object.assign(sales_automation.order, {
 		const parts = [];
 		if (run) {
 			let text = __("Sales automation: {0}", [__(run.status)]);
-			if (run.status === "Failed" || (run.status === "Queued" && run.failed_step)) {
+			const names = frappe.boot.sales_automation;
+			if (run.status === names.failed || (run.status === names.queued && run.failed_step)) {
 				text = __("Sales automation: {0} at {1}", [__(run.status), __(run.failed_step || "")]);
 			}
 			parts.push(`<b>${frappe.utils.escape_html(text)}</b>`);
@@ -84,7 +78,9 @@ Object.assign(sales_automation.order, {
 		}
 		$box.attr(
 			"class",
-			`sales-automation-status form-message ${this.COLOURS[run && run.status] || "blue"}`
+			`sales-automation-status form-message ${
+				frappe.boot.sales_automation.status_colours[run && run.status] || "blue"
+			}`
 		)
 			.attr("data-status", run ? run.status : "")
 			.html(`<div>${parts.join(" · ")}</div>`);
@@ -96,7 +92,8 @@ Object.assign(sales_automation.order, {
 
 	link(doctype, name, label) {
 		const esc = frappe.utils.escape_html;
-		return `<a href="/app/${frappe.router.slug(doctype)}/${encodeURIComponent(name)}"
+		// Frappe's route helper: version 16 moves the desk from /app to /desk
+		return `<a href="${frappe.utils.get_form_link(doctype, name)}"
 			data-doctype="${esc(doctype)}" data-name="${esc(name)}">${esc(label || name)}</a>`;
 	},
 

@@ -8,7 +8,7 @@ frappe.provide("sales_automation.bulk");
 	const erpnext_onload = settings.onload;
 	settings.onload = function (listview) {
 		if (erpnext_onload) erpnext_onload.apply(this, arguments);
-		if (!frappe.user.has_role(["System Manager", "Sales Manager"])) return;
+		if (!frappe.user.has_role(frappe.boot.sales_automation.manager_roles)) return;
 		listview.page.add_actions_menu_item(__("Run Sales Cycle"), () => {
 			const names = listview.get_checked_items(true);
 			sales_automation.bulk.start(listview, { sales_orders: names }, names.length);
@@ -94,12 +94,13 @@ Object.assign(sales_automation.bulk, {
 	summary(listview, status, skipped) {
 		const esc = frappe.utils.escape_html;
 		const by_status = status.by_status || {};
+		const names = frappe.boot.sales_automation;
 		const link = (doctype, name) =>
-			`<a href="/app/${frappe.router.slug(doctype)}/${encodeURIComponent(name)}">${esc(name)}</a>`;
+			`<a href="${frappe.utils.get_form_link(doctype, name)}">${esc(name)}</a>`;
 		const lines = [
-			`<p>${__("Completed: {0}", [by_status["Completed"] || 0])}${
-				by_status["Partially Completed"]
-					? " · " + __("Partially completed: {0}", [by_status["Partially Completed"]])
+			`<p>${__("Completed: {0}", [by_status[names.completed] || 0])}${
+				by_status[names.partially_completed]
+					? " · " + __("Partially completed: {0}", [by_status[names.partially_completed]])
 					: ""
 			} · ${__("Failed: {0}", [status.failed.length])} · ${__("Skipped: {0}", [skipped.length])}</p>`,
 		];
@@ -126,7 +127,7 @@ Object.assign(sales_automation.bulk, {
 		frappe.msgprint({
 			title: __("Sales Cycle: Summary"),
 			message: `<div class="sales-automation-bulk-summary" data-completed="${
-				by_status["Completed"] || 0
+				by_status[names.completed] || 0
 			}" data-failed="${status.failed.length}">${lines.join("")}</div>`,
 			indicator: status.failed.length ? "orange" : "green",
 		});

@@ -5,7 +5,16 @@ from frappe import _
 from frappe.query_builder.functions import Count, Date
 from frappe.utils import add_days, cint, getdate, nowdate
 
-STATUSES = ("Completed", "Partially Completed", "Failed", "Queued", "Running", "Cancelled")
+from sales_automation.constants import (
+	CANCELLED,
+	COMPLETED,
+	FAILED,
+	PARTIALLY_COMPLETED,
+	QUEUED,
+	RUNNING,
+)
+
+STATUSES = (COMPLETED, PARTIALLY_COMPLETED, FAILED, QUEUED, RUNNING, CANCELLED)
 
 
 # Not behind frappe's cache_source: a run monitor must show the runs of the last minute.

@@ -4,8 +4,10 @@ from frappe.query_builder import Interval
 from frappe.query_builder.functions import Now
 from frappe.utils import cint
 
+from sales_automation.constants import FINAL_STATUSES
+
 # what a person may still need to look at (Failed, Partially Completed) is kept
-CLEARED_STATUSES = ("Completed", "Cancelled")
+CLEARED_STATUSES = FINAL_STATUSES
 
 
 class SalesAutomationRun(Document):

@@ -1,13 +1,6 @@
 frappe.listview_settings["Sales Automation Run"] = {
 	get_indicator(doc) {
-		const colours = {
-			Queued: "blue",
-			Running: "orange",
-			Completed: "green",
-			"Partially Completed": "yellow",
-			Failed: "red",
-			Cancelled: "gray",
-		};
+		const colours = frappe.boot.sales_automation.status_colours; // from the server
 		return [__(doc.status), colours[doc.status] || "gray", "status,=," + doc.status];
 	},
 	onload(listview) {

@@ -35,7 +35,7 @@ frappe.query_reports["Orders Stuck Between Steps"] = {
 	formatter(value, row, column, data, default_formatter) {
 		value = default_formatter(value, row, column, data);
 		if (column.fieldname === "run_status" && data && data.run_status) {
-			const colour = { Failed: "red", Queued: "blue", Running: "orange" }[data.run_status];
+			const colour = frappe.boot.sales_automation.status_colours[data.run_status];
 			value = `<span class="indicator-pill ${colour || "gray"}">${value}</span>`;
 		}
 		return value;

@@ -5,6 +5,7 @@ from frappe import _
 from frappe.utils import getdate
 
 from sales_automation import engine
+from sales_automation.constants import CANCELLED
 
 # The step an order waits for, as the report names it
 STUCK_AT = {
@@ -146,7 +147,7 @@ def latest_runs(sales_order_names: list[str]) -> dict:
 	runs = {}
 	for run in frappe.get_all(
 		"Sales Automation Run",
-		filters={"sales_order": ["in", sales_order_names or [""]], "status": ["!=", "Cancelled"]},
+		filters={"sales_order": ["in", sales_order_names or [""]], "status": ["!=", CANCELLED]},
 		fields=["name", "sales_order", "status", "rule", "rule_snapshot", "error", "creation"],
 		order_by="creation desc",
 	):
