@@ -30,7 +30,7 @@ doc_events = {
 
 scheduler_events = {
 	"cron": {
-		"* * * * *": ["sales_automation.engine.retry_due_runs"],
+		"* * * * *": ["sales_automation.background.retry_due_runs"],
 	},
 }
 

@@ -1,0 +1,187 @@
+"""Background runs: jobs queued after commit, claimed under the order's lock, drained for a while,
+and the scheduler that retries due runs and queues again the runs of workers that died."""
+
+import time
+
+import frappe
+from frappe.utils import add_to_date, now_datetime
+
+from sales_automation import locks
+from sales_automation.constants import QUEUED, RUNNING
+from sales_automation.exceptions import OrderBusyError
+from sales_automation.settings import order_lock_wait, setting_or
+
+
+def enqueue_run(run):
+	"""Queue the run after commit; one job per order at a time (deduplicated by job id)."""
+	frappe.enqueue(
+		"sales_automation.background.process_run",
+		queue="default",
+		run_name=run.name,
+		enqueue_after_commit=True,
+		job_id=order_job_id(run.sales_order),
+		deduplicate=True,
+	)
+
+
+def order_job_id(sales_order_name: str) -> str:
+	return f"sales_automation::{frappe.local.site}::{sales_order_name}"
+
+
+def drop_queued_job(sales_order_name: str):
+	"""Delete the order's job while it is still waiting in the queue: a draining job has taken its run.
+
+	Each job costs a worker a fork of its own; a job already started is left alone (it finds its run
+	taken and returns)."""
+	from rq.job import JobStatus
+
+	from frappe.utils.background_jobs import get_job
+
+	job = get_job(order_job_id(sales_order_name))
+	if job and job.get_status() == JobStatus.QUEUED:
+		job.delete()
+
+
+# How long one background job keeps taking further queued runs once its own is done (Settings:
+# drain_seconds).
+
+
+# How long one background job keeps taking further queued runs once its own is done (Settings:
+# drain_seconds).
+DEFAULT_DRAIN_SECONDS = 20
+
+
+def process_run(run_name: str, drain_seconds: float | None = None):
+	"""Background job: execute a queued run, then further queued runs of the site for a while.
+
+	Each run is claimed under its order's lock (so no two workers, and no request, act on one order
+	at a time) and executed as the user who submitted its order. The lock is held across the commits
+	after each step and released when the run is done; a worker that dies releases it with its
+	connection, which is how resume and the scheduler tell its run from a live one. Frappe's worker
+	forks a fresh process per job, which imports ERPNext anew (about 1.5 s); taking the next runs in
+	the same process spends that once for many orders, and the jobs of the runs it takes are deleted
+	from the queue before a worker forks for them."""
+	if drain_seconds is None:
+		drain_seconds = setting_or("drain_seconds", DEFAULT_DRAIN_SECONDS)
+	# the engine imports this module (its jobs are named there too): import it at call time
+	from sales_automation.engine import execute
+
+	deadline = time.monotonic() + drain_seconds
+	job_user = frappe.session.user
+	claimed = claim_run(run_name)
+	try:
+		while claimed:
+			run_name, sales_order_name = claimed
+			try:
+				run = frappe.get_doc("Sales Automation Run", run_name)
+				if frappe.session.user != run.owner:
+					frappe.set_user(run.owner)
+				execute(run, raise_errors=False, commit_steps=True)
+				frappe.db.commit()  # nosemgrep - a background run's outcome is committed before its lock goes
+			finally:
+				locks.release(sales_order_name)
+			if time.monotonic() >= deadline:
+				return
+			claimed = claim_run()
+	finally:
+		if frappe.session.user != job_user:
+			frappe.set_user(job_user)
+
+
+def claim_run(run_name: str | None = None) -> tuple[str, str] | None:
+	"""Take a due queued run (the given one, else the oldest whose order is free) for this worker:
+	lock its order, then Queued -> Running. Returns (run, order) with the order's lock held.
+
+	A run taken from the queue (no `run_name`) has its own job deleted if that job still waits."""
+	if run_name:
+		sales_order_name = frappe.db.get_value("Sales Automation Run", run_name, "sales_order")
+		if not sales_order_name:
+			return None
+		try:
+			locks.take(sales_order_name, timeout=order_lock_wait(), scope=locks.SESSION)
+		except OrderBusyError:
+			# another request or job keeps the order: the scheduler queues this run again shortly
+			frappe.local.message_log = []
+			postpone(run_name)
+			return None
+		candidates = [(run_name, sales_order_name)]
+	else:
+		candidates = due_runs()
+	for name, sales_order_name in candidates:
+		if not run_name:
+			try:
+				locks.take(sales_order_name, timeout=0, scope=locks.SESSION)
+			except OrderBusyError:
+				frappe.local.message_log = []
+				continue
+		# read again under the lock: another worker may have taken or finished it meanwhile
+		if is_due(name):
+			# `modified` marks when the run started Running
+			frappe.db.set_value("Sales Automation Run", name, "status", RUNNING)
+			frappe.db.commit()  # nosemgrep - the claim is visible to every other worker at once
+			if not run_name:
+				drop_queued_job(sales_order_name)
+			return name, sales_order_name
+		locks.release(sales_order_name)
+	return None
+
+
+def due_runs(limit: int = 20) -> list[tuple[str, str]]:
+	"""The oldest queued runs whose retry time has come, with their orders."""
+	Run = frappe.qb.DocType("Sales Automation Run")
+	return (
+		frappe.qb.from_(Run)
+		.select(Run.name, Run.sales_order)
+		.where(due_condition(Run))
+		.orderby(Run.creation)
+		.limit(limit)
+		.run()
+	)
+
+
+def due_condition(Run):
+	return (Run.status == QUEUED) & (Run.next_retry_at.isnull() | (Run.next_retry_at <= now_datetime()))
+
+
+def is_due(run_name: str) -> bool:
+	Run = frappe.qb.DocType("Sales Automation Run")
+	return bool(
+		frappe.qb.from_(Run).select(Run.name).where((Run.name == run_name) & due_condition(Run)).run()
+	)
+
+
+def postpone(run_name: str):
+	frappe.db.set_value(
+		"Sales Automation Run",
+		run_name,
+		"next_retry_at",
+		add_to_date(now_datetime(), seconds=order_lock_wait()),
+	)
+	frappe.db.commit()  # nosemgrep - the retry time must be visible to the scheduler
+
+
+def retry_due_runs():
+	"""Scheduler: queue again every run whose retry time has come, and at once every run left Running
+	by a worker that died (its order's lock is free: a live executor holds it)."""
+	for run in frappe.get_all(
+		"Sales Automation Run", filters={"status": RUNNING}, fields=["name", "sales_order"]
+	):
+		if locks.is_held_elsewhere(run.sales_order):
+			continue
+		try:
+			with locks.order_lock(run.sales_order):
+				if frappe.db.get_value("Sales Automation Run", run.name, "status") == RUNNING:
+					frappe.db.set_value(
+						"Sales Automation Run",
+						run.name,
+						{"status": QUEUED, "next_retry_at": now_datetime()},
+					)
+				frappe.db.commit()  # nosemgrep - the run is released before its order's lock
+		except OrderBusyError:
+			frappe.local.message_log = []  # taken by a live executor meanwhile
+	for run in frappe.get_all(
+		"Sales Automation Run",
+		filters={"status": QUEUED, "next_retry_at": ["<=", now_datetime()]},
+		fields=["name", "sales_order"],
+	):
+		enqueue_run(run)

@@ -1,0 +1,284 @@
+"""Reading the order and its documents, and ERPNext's mappers shaped for the steps: what an order
+holds, what links to it, and the unsaved documents the steps save."""
+
+import frappe
+from frappe import _
+from frappe.utils import flt
+
+from sales_automation.constants import PAYMENT_ENTRY, SALES_INVOICE
+
+ORDER_FIELDS = (
+	"name",
+	"company",
+	"customer",
+	"po_no",
+	"currency",
+	"grand_total",
+	"rounded_total",
+	"advance_paid",
+	"per_billed",
+	"payment_terms_template",
+)
+
+
+ORDER_ITEM_FIELDS = (
+	"name",
+	"item_code",
+	"qty",
+	"rate",
+	"amount",
+	"billed_amt",
+	"delivered_qty",
+	"warehouse",
+	"conversion_factor",
+	"delivered_by_supplier",
+)
+
+
+def order_state(sales_order_name: str) -> frappe._dict:
+	sales_order = frappe.db.get_value("Sales Order", sales_order_name, ORDER_FIELDS, as_dict=True)
+	# "lines", not "items": a frappe._dict key named items would hide dict.items
+	sales_order["lines"] = frappe.get_all(
+		"Sales Order Item",
+		filters={"parent": sales_order_name, "parenttype": "Sales Order"},
+		fields=ORDER_ITEM_FIELDS,
+		order_by="idx asc",
+	)
+	return sales_order
+
+
+def order_totals(sales_order) -> dict:
+	"""Grand total, paid and outstanding of an order, over its submitted invoices and advances."""
+	grand_total = flt(sales_order.rounded_total or sales_order.grand_total)
+	invoices = frappe.get_all(
+		"Sales Invoice",
+		filters={"name": ["in", linked_names("Sales Invoice", "sales_order", sales_order.name, docstatus=1)]},
+		fields=["outstanding_amount", "rounded_total", "grand_total"],
+	)
+	if invoices:
+		billed = sum(flt(row.rounded_total or row.grand_total) for row in invoices)
+		outstanding = sum(flt(row.outstanding_amount) for row in invoices) + max(grand_total - billed, 0)
+	else:
+		outstanding = grand_total - flt(sales_order.advance_paid)
+	return {
+		"currency": sales_order.currency,
+		"grand_total": grand_total,
+		"paid": flt(grand_total - outstanding, 2),
+		"outstanding": flt(outstanding, 2),
+	}
+
+
+def map_delivery_note(sales_order_name: str):
+	from erpnext.selling.doctype.sales_order.sales_order import make_delivery_note
+
+	return make_delivery_note(sales_order_name)
+
+
+def map_invoice_from_order(sales_order_name: str):
+	from erpnext.selling.doctype.sales_order.sales_order import make_sales_invoice
+
+	sales_invoice = make_sales_invoice(sales_order_name)
+	# the mapper skips permission checks on insert and submit; the caller's own rights apply here
+	sales_invoice.flags.ignore_permissions = False
+	return sales_invoice
+
+
+def map_invoice_from_delivery_note(delivery_note_name: str):
+	"""An invoice of what the note has neither billed nor had returned yet; None when that is nothing."""
+	from erpnext.stock.doctype.delivery_note.delivery_note import make_sales_invoice
+
+	pending = frappe.db.sql(  # nosemgrep - correlated sums, as ERPNext's own mapper computes what is pending
+		"""select 1 from `tabDelivery Note Item` item
+		where item.parent = %(note)s and item.qty > ifnull((
+			select sum(invoiced.qty) from `tabSales Invoice Item` invoiced
+			where invoiced.dn_detail = item.name and invoiced.docstatus = 1), 0) + ifnull((
+			select -sum(returned.qty) from `tabDelivery Note Item` returned
+			where returned.dn_detail = item.name and returned.docstatus = 1), 0)
+		limit 1""",
+		{"note": delivery_note_name},
+	)
+	# ERPNext's mapper refuses a note with nothing pending ("already Invoiced/Returned")
+	return make_sales_invoice(delivery_note_name) if pending else None
+
+
+def merge_rows(sales_invoice, other):
+	"""One invoice for several sources: `other`'s item rows join `sales_invoice` (either may be None)."""
+	if other is None or sales_invoice is None:
+		return sales_invoice or other
+	for row in other.items:
+		sales_invoice.append(
+			"items", {key: value for key, value in row.as_dict().items() if key not in ROW_KEYS_NOT_COPIED}
+		)
+	renumber(sales_invoice)
+	return sales_invoice
+
+
+ROW_KEYS_NOT_COPIED = ("name", "idx", "parent", "parentfield", "parenttype", "doctype", "docstatus")
+
+
+def add_order_rows(sales_invoice, sales_order_name: str, quantities: dict):
+	"""Bill order rows ({so_detail: qty}) that no Delivery Note carries (drop-ship), in `sales_invoice`
+	or in a new invoice from the order."""
+	from_order = map_invoice_from_order(sales_order_name)
+	rows = [row for row in from_order.items if row.so_detail in quantities]
+	for row in rows:
+		row.qty = quantities[row.so_detail]
+	from_order.items = rows
+	renumber(from_order)
+	return merge_rows(sales_invoice, from_order)
+
+
+def keep_drop_ship_rows(sales_invoice, sales_order, quantities: dict):
+	"""In an invoice from the order, bill drop-shipped rows only as far as the rule allows now."""
+	drop_shipped = {row.name for row in sales_order.lines if row.delivered_by_supplier}
+	if not drop_shipped:
+		return
+	rows = []
+	for row in sales_invoice.items:
+		if row.so_detail in drop_shipped:
+			if row.so_detail not in quantities:
+				continue
+			row.qty = min(flt(row.qty), quantities[row.so_detail])
+		rows.append(row)
+	sales_invoice.items = rows
+	renumber(sales_invoice)
+
+
+def cap_to_unbilled(sales_invoice, sales_order):
+	"""Never bill an order row beyond what is left of it: an invoice made by hand may have billed part."""
+	lines = {row.name: row for row in sales_order.lines}
+	left = {name: flt(row.amount) - flt(row.billed_amt) for name, row in lines.items()}
+	changed = False
+	for row in sales_invoice.items:
+		if row.so_detail not in left or not flt(row.rate):
+			continue
+		amount = flt(row.qty) * flt(row.rate)
+		if amount > left[row.so_detail] + 0.005:
+			row.qty = max(left[row.so_detail], 0) / flt(row.rate)
+			changed = True
+		left[row.so_detail] -= flt(row.qty) * flt(row.rate)
+	if changed:
+		sales_invoice.items = [row for row in sales_invoice.items if flt(row.qty) > 0]
+		renumber(sales_invoice)
+
+
+def renumber(document):
+	for idx, row in enumerate(document.items, start=1):
+		row.idx = idx
+	document.calculate_taxes_and_totals()
+
+
+def add_references(payment_entry, other):
+	"""One Payment Entry for several invoices: `other`'s references and amounts join `payment_entry`."""
+	for reference in other.references:
+		payment_entry.append(
+			"references",
+			{key: value for key, value in reference.as_dict().items() if key not in ROW_KEYS_NOT_COPIED},
+		)
+	payment_entry.paid_amount = flt(payment_entry.paid_amount) + flt(other.paid_amount)
+	payment_entry.received_amount = flt(payment_entry.received_amount) + flt(other.received_amount)
+
+
+def cap_rows(document, caps: dict):
+	"""Lower mapped rows to the qty that can ship (`caps` by Sales Order row) and drop empty rows."""
+	if not caps:
+		return
+	for row in list(document.items):
+		if row.so_detail in caps:
+			row.qty = caps[row.so_detail]
+	document.items = [row for row in document.items if flt(row.qty) > 0]
+	renumber(document)
+
+
+def linked_names(doctype: str, link_field: str, link_value: str, docstatus: int | list) -> list[str]:
+	"""Names of the documents of `doctype` with a row whose `link_field` is `link_value`."""
+	return frappe.get_all(
+		f"{doctype} Item",
+		filters={link_field: link_value, "docstatus": docstatus, "parenttype": doctype},
+		pluck="parent",
+		distinct=True,
+	)
+
+
+def linked_document(doctype: str, link_field: str, link_value: str, docstatus: int, name_only=False):
+	"""The newest document of `doctype` with a row whose `link_field` is `link_value`."""
+	names = linked_names(doctype, link_field, link_value, docstatus)
+	if not names:
+		return None
+	name = frappe.get_all(
+		doctype, filters={"name": ["in", names]}, order_by="creation desc", pluck="name", limit=1
+	)[0]
+	return name if name_only else frappe.get_doc(doctype, name)
+
+
+def payment_of(sales_invoice_name: str):
+	"""The newest submitted Payment Entry allocated to the invoice, or None."""
+	names = frappe.get_all(
+		"Payment Entry Reference",
+		filters={"reference_doctype": SALES_INVOICE, "reference_name": sales_invoice_name, "docstatus": 1},
+		pluck="parent",
+		order_by="creation desc",
+		limit=1,
+	)
+	return frappe.get_doc(PAYMENT_ENTRY, names[0]) if names else None
+
+
+def draft_payment(reference_doctype: str, reference_name: str):
+	names = frappe.get_all(
+		"Payment Entry Reference",
+		filters={
+			"reference_doctype": reference_doctype,
+			"reference_name": reference_name,
+			"docstatus": 0,
+			"parenttype": PAYMENT_ENTRY,
+		},
+		pluck="parent",
+		distinct=True,
+	)
+	return frappe.get_doc(PAYMENT_ENTRY, names[0]) if names else None
+
+
+def undelivered_stock_rows(rows) -> list:
+	"""The order rows with qty still to deliver from our warehouses: stock items and product bundles
+	(which deliver their packed items), not drop-shipped lines."""
+	return [
+		row
+		for row in rows
+		if flt(row.delivered_qty) < flt(row.qty)
+		and not row.delivered_by_supplier
+		and (is_stock_item(row.item_code) or is_product_bundle(row.item_code))
+	]
+
+
+def is_stock_item(item_code: str) -> bool:
+	return bool(frappe.get_cached_value("Item", item_code, "is_stock_item"))
+
+
+def is_product_bundle(item_code: str) -> bool:
+	from erpnext.stock.doctype.packed_item.packed_item import is_product_bundle as erpnext_is_product_bundle
+
+	return erpnext_is_product_bundle(item_code)
+
+
+def email_invoice(sales_invoice) -> str:
+	"""Queue the invoice to the customer's e-mail with its print attached (rendered when sent)."""
+	recipient = sales_invoice.contact_email or frappe.db.get_value(
+		"Customer", sales_invoice.customer, "email_id"
+	)
+	if not recipient:
+		return _("Not e-mailed: the customer has no e-mail address.")
+	frappe.sendmail(
+		recipients=[recipient],
+		subject=_("Invoice {0}").format(sales_invoice.name),
+		message=_("Dear {0},<br><br>please find invoice {1} for {2} attached.").format(
+			sales_invoice.customer_name,
+			sales_invoice.name,
+			frappe.format_value(
+				sales_invoice.grand_total, {"fieldtype": "Currency", "options": sales_invoice.currency}
+			),
+		),
+		reference_doctype=SALES_INVOICE,
+		reference_name=sales_invoice.name,
+		attachments=[{"print_format_attachment": 1, "doctype": SALES_INVOICE, "name": sales_invoice.name}],
+	)
+	return _("E-mailed to {0}.").format(recipient)

@@ -1,0 +1,127 @@
+"""The run record: created, saved, progress written between full saves, failures recorded."""
+
+import json
+
+import frappe
+from frappe import _
+from frappe.utils import add_to_date, cint, get_datetime, now, now_datetime, strip_html
+
+from sales_automation.constants import FAILED, PENDING, QUEUED, SAME_TRANSACTION
+from sales_automation.exceptions import StepFailedError
+from sales_automation.notifications import notify_failure
+from sales_automation.rules import RULE_ACTION_FIELDS, plan_steps
+from sales_automation.settings import get_settings
+
+
+def create_run(
+	sales_order, rule, reason: str, trigger: str, execution_mode: str, steps=None, payment: dict | None = None
+):
+	"""Record a run of `rule` (saved or not) for the order; `steps` narrows the rule's steps."""
+	run = frappe.new_doc("Sales Automation Run")
+	run.update(
+		{
+			"sales_order": sales_order.name,
+			"company": sales_order.company,
+			"customer": sales_order.customer,
+			"rule": rule.name if not rule.is_new() else None,
+			"rule_version": rule.modified if not rule.is_new() else None,
+			"rule_snapshot": json.dumps(
+				{field: rule.get(field) for field in RULE_ACTION_FIELDS}, sort_keys=True
+			),
+			"payment_options": json.dumps(payment, sort_keys=True) if payment else None,
+			"match_reason": reason,
+			"trigger": trigger,
+			"execution_mode": execution_mode,
+			"status": QUEUED,
+		}
+	)
+	for step in plan_steps(rule):
+		if steps is None or step in steps:
+			run.append("steps", {"step": step, "status": PENDING})
+	if execution_mode != SAME_TRANSACTION:
+		# background runs must exist before their job does; same-transaction runs are written once, when done
+		save_run(run)
+	return run
+
+
+def save_run(run):
+	# The run log is the app's own bookkeeping, written for whoever submitted the order; the documents
+	# of the cycle are created with the caller's own permissions. Its links are all to records the
+	# engine has just read or made.
+	run.flags.ignore_permissions = True
+	run.flags.ignore_links = True
+	if run.is_new():
+		run.insert()
+	else:
+		run.save()
+
+
+def record_progress(run, step):
+	"""Write a step just done and the run's fields it set, between the full saves of a saved run.
+
+	Two plain updates instead of a save (which reloads the run with every step to compare, validates
+	and rewrites every row): the run is saved in full when it ends, so Notifications and hooks on the
+	run see its outcome. As with a save, a run changed elsewhere meanwhile (cancelled with its order,
+	say) is not overwritten: TimestampMismatchError ends the job and rolls the step back. `modified`
+	moves on: a run Running with an old `modified` is taken for one whose worker died (retry_due_runs)."""
+	stored = frappe.db.get_value(run.doctype, run.name, "modified", for_update=True)
+	if get_datetime(stored) != get_datetime(run.modified):
+		frappe.throw(
+			_("Run {0} was changed while its {1} step ran").format(run.name, _(step.step)),
+			exc=frappe.TimestampMismatchError,
+		)
+	run.modified = now()
+	step.db_update()
+	run.db_update()
+
+
+def raise_step_failure(step: str, exc: Exception):
+	"""Refuse the whole transaction with one message naming the step; keep the cause for the API."""
+	frappe.local.message_log = []
+	try:
+		frappe.throw(
+			_("Sales automation could not complete the {0} step: {1}").format(_(step), error_message(exc)),
+			exc=StepFailedError,
+			title=_("Sales Automation: {0} failed").format(_(step)),
+		)
+	except StepFailedError as error:
+		error.step = frappe.scrub(step)
+		error.cause = exc
+		raise error from exc
+
+
+def record_failure(run, step, exc: Exception, settings, retry: bool = True):
+	"""Record a failed step (or, with `step` None, a run refused before its first step)."""
+	message = error_message(exc)
+	if step:
+		step.status = FAILED
+		step.message = message
+		step.traceback = frappe.get_traceback(with_context=False)
+		step.finished_at = now_datetime()
+	run.error = f"{step.step}: {message}" if step else message
+	# what the failed step put in the message log must not leak into the caller's response
+	frappe.local.message_log = []
+	if not retry:
+		run.status = FAILED
+		run.finished_at = now_datetime()
+	elif cint(run.attempts) < cint(settings.max_attempts):
+		backoff = cint(settings.retry_backoff_seconds) * 2 ** (cint(run.attempts) - 1)
+		run.status = QUEUED
+		run.next_retry_at = add_to_date(now_datetime(), seconds=backoff)
+	else:
+		run.status = FAILED
+		run.finished_at = now_datetime()
+		notify_failure(run)
+
+
+def error_message(exc: Exception) -> str:
+	args = getattr(exc, "args", None) or (exc,)
+	# database errors carry (code, text)
+	text = args[1] if len(args) > 1 and isinstance(args[0], int) else args[0]
+	message = strip_html(str(text) or "").strip()
+	return message or exc.__class__.__name__
+
+
+def stuck_before():
+	"""Runs and orders older than this, and not done, count as stuck (Settings: stuck_after_minutes)."""
+	return add_to_date(now_datetime(), minutes=-cint(get_settings().stuck_after_minutes))

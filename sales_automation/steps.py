@@ -1,0 +1,418 @@
+"""The steps of one run (class Cycle): deliver, invoice, pay. Each re-reads the order and what already
+exists, decides what is left under the order's lock, and makes at most the one document that covers it."""
+
+import json
+
+import frappe
+from frappe import _
+from frappe.utils import cint, flt, now_datetime, nowdate
+
+from sales_automation.constants import (
+	COMPLETED,
+	DELIVERY_NOTE,
+	DROP_SHIP_AT_ONCE,
+	INVOICE_FROM_DELIVERY_NOTE,
+	INVOICE_UPDATING_STOCK,
+	PAY_IN_ADVANCE,
+	PAYMENT_ENTRY,
+	SALES_INVOICE,
+	SKIPPED,
+)
+from sales_automation.documents import (
+	add_order_rows,
+	add_references,
+	cap_rows,
+	cap_to_unbilled,
+	draft_payment,
+	email_invoice,
+	is_stock_item,
+	keep_drop_ship_rows,
+	linked_document,
+	linked_names,
+	map_delivery_note,
+	map_invoice_from_delivery_note,
+	map_invoice_from_order,
+	merge_rows,
+	order_state,
+	undelivered_stock_rows,
+)
+from sales_automation.exceptions import StepFailedError, StockShortageError
+from sales_automation.references import fill_reference
+
+
+class Cycle:
+	"""The steps of one run. Each re-reads the order and the documents already linked to it."""
+
+	def __init__(self, run, rule):
+		self.run = run
+		self.rule = rule
+		self.payment = frappe._dict(json.loads(run.payment_options or "{}"))
+		# an order made in this same call has no documents but the run's own (none of another session
+		# can link to it before the call commits): no drafts to look for
+		self.may_have_drafts = not run.flags.new_order
+
+	def check_create(self, doctype: str):
+		"""The caller may create `doctype` (the API checks every step before it starts)."""
+		if not self.run.flags.permissions_checked:
+			frappe.has_permission(doctype, "create", throw=True)
+
+	def order(self):
+		"""The order as it stands now: the header fields and rows the steps read, fresh from the database.
+
+		Two light queries instead of loading the whole document with all its child tables."""
+		return order_state(self.run.sales_order)
+
+	def run_step(self, step):
+		handler = {DELIVERY_NOTE: self.deliver, SALES_INVOICE: self.invoice, PAYMENT_ENTRY: self.pay}[
+			step.step
+		]
+		status, document, message = handler()
+		step.status = status
+		step.reference_doctype = document.doctype if document else None
+		step.reference_name = document.name if document else None
+		step.message = message
+		step.traceback = None
+		step.finished_at = now_datetime()
+		if document:
+			self.run.set(frappe.scrub(document.doctype), document.name)
+
+	# Delivery Note ---------------------------------------------------------------------------------
+
+	def deliver(self):
+		sales_order = self.order()
+		draft = self.may_have_drafts and linked_document(
+			DELIVERY_NOTE, "against_sales_order", sales_order.name, docstatus=0
+		)
+		if draft:
+			return self.finish_document(draft, self.rule.submit_delivery_note, _("Used the existing draft"))
+		rows = undelivered_stock_rows(sales_order.lines)
+		if not rows:
+			delivered = linked_document(DELIVERY_NOTE, "against_sales_order", sales_order.name, docstatus=1)
+			return SKIPPED, delivered, _("Nothing left to deliver")
+		caps, shortage = self.available_quantities(rows)
+		if shortage and not caps:
+			return SKIPPED, None, shortage
+		self.check_create(DELIVERY_NOTE)
+		delivery_note = map_delivery_note(sales_order.name)
+		cap_rows(delivery_note, caps)
+		return self.save_new(delivery_note, self.rule.submit_delivery_note, shortage)
+
+	def available_quantities(self, rows) -> tuple[dict, str | None]:
+		"""Per Sales Order row, the qty that can ship now under the rule's shortage policy; a product
+		bundle ships its packed items, so each component's stock counts.
+
+		Returns ({so_detail: qty} for rows that must be capped, a message when stock is short)."""
+		if cint(frappe.db.get_single_value("Stock Settings", "allow_negative_stock")):
+			return {}, None
+		on_hand = {}
+		caps, short = {}, []
+		for row in rows:
+			remaining = flt(row.qty) - flt(row.delivered_qty)
+			components = self.components(row)
+			can_ship = remaining
+			for item_code, warehouse, per_unit in components:
+				key = (item_code, warehouse)
+				if key not in on_hand:
+					on_hand[key] = flt(
+						frappe.db.get_value(
+							"Bin", {"item_code": item_code, "warehouse": warehouse}, "actual_qty"
+						)
+					)
+				needed = remaining * per_unit
+				available = max(on_hand[key], 0)
+				if available < needed:
+					short.append(
+						_("{0} in {1}: {2} needed, {3} available").format(
+							item_code, warehouse, needed, available
+						)
+					)
+					can_ship = min(can_ship, available / per_unit)
+			if row.item_code != (components[0][0] if components else None):
+				can_ship = int(can_ship)  # a bundle ships whole
+			for item_code, warehouse, per_unit in components:
+				on_hand[(item_code, warehouse)] -= can_ship * per_unit
+			if can_ship < remaining:
+				caps[row.name] = can_ship
+		if not short:
+			return {}, None
+		detail = "; ".join(short)
+		policy = self.rule.shortage_policy or "Fail"
+		if policy == "Fail":
+			frappe.throw(
+				_("Not enough stock: {0}").format(detail), exc=StockShortageError, title=_("Stock Short")
+			)
+		if policy == "Skip Delivery":
+			return {}, _("Delivery skipped, not enough stock: {0}").format(detail)
+		if all(caps.get(row.name, 1) <= 0 for row in rows):
+			return {}, _("Nothing delivered, no stock on hand: {0}").format(detail)
+		return caps, _("Delivered what is on hand, the rest stays open: {0}").format(detail)
+
+	def components(self, row) -> list[tuple[str, str, float]]:
+		"""(item, warehouse, stock qty per unit of the order row) of what ships for an order row."""
+		if is_stock_item(row.item_code):
+			return [(row.item_code, row.warehouse, flt(row.conversion_factor or 1))]
+		if not flt(row.qty):
+			return []
+		return [
+			(packed.item_code, packed.warehouse or row.warehouse, flt(packed.qty) / flt(row.qty))
+			for packed in frappe.get_all(
+				"Packed Item",
+				filters={
+					"parent": self.run.sales_order,
+					"parenttype": "Sales Order",
+					"parent_detail_docname": row.name,
+				},
+				fields=["item_code", "warehouse", "qty"],
+			)
+			if is_stock_item(packed.item_code)
+		]
+
+	# Sales Invoice ---------------------------------------------------------------------------------
+
+	def invoice(self):
+		sales_order = self.order()
+		draft = self.may_have_drafts and linked_document(
+			SALES_INVOICE, "sales_order", sales_order.name, docstatus=0
+		)
+		if draft:
+			return self.finish_document(draft, self.rule.submit_sales_invoice, _("Used the existing draft"))
+		if flt(sales_order.per_billed) >= 100:
+			billed = linked_document(SALES_INVOICE, "sales_order", sales_order.name, docstatus=1)
+			return SKIPPED, billed, _("Already fully billed")
+		self.check_create(SALES_INVOICE)
+		drop_ship, waiting = self.billable_drop_ship_rows(sales_order)
+		shortage = None
+		if self.rule.invoice_source == INVOICE_FROM_DELIVERY_NOTE:
+			# every submitted note of the order not fully billed, whoever made it, in one invoice
+			sales_invoice = None
+			for delivery_note_name in self.unbilled_delivery_notes(sales_order.name):
+				sales_invoice = merge_rows(sales_invoice, map_invoice_from_delivery_note(delivery_note_name))
+			if drop_ship:
+				sales_invoice = add_order_rows(sales_invoice, sales_order.name, drop_ship)
+			if not sales_invoice:
+				return SKIPPED, None, waiting or _("No submitted Delivery Note left to invoice")
+		else:
+			sales_invoice = map_invoice_from_order(sales_order.name)
+			keep_drop_ship_rows(sales_invoice, sales_order, drop_ship)
+			if self.rule.invoice_source == INVOICE_UPDATING_STOCK:
+				sales_invoice.update_stock = 1
+				rows = undelivered_stock_rows(sales_order.lines)
+				caps, shortage = self.available_quantities(rows) if rows else ({}, None)
+				if shortage and not caps:
+					return SKIPPED, None, shortage
+				cap_rows(sales_invoice, caps)
+		cap_to_unbilled(sales_invoice, sales_order)
+		if not sales_invoice.items:
+			return SKIPPED, None, waiting or _("Nothing left to bill")
+		if sales_order.payment_terms_template and not sales_invoice.payment_terms_template:
+			# ERPNext copies the order's terms only with an Accounts Setting on; the rule's invoices keep them
+			sales_invoice.payment_terms_template = sales_order.payment_terms_template
+			sales_invoice.payment_schedule = []
+		if flt(sales_order.advance_paid) > 0:
+			sales_invoice.allocate_advances_automatically = 1
+		message = " ".join(part for part in (shortage, waiting) if part)
+		status, document, message = self.save_new(
+			sales_invoice, self.rule.submit_sales_invoice, message or None
+		)
+		if self.rule.email_invoice and document.docstatus == 1:
+			message = " ".join(part for part in (message, email_invoice(document)) if part)
+		return status, document, message
+
+	def unbilled_delivery_notes(self, sales_order_name: str) -> list[str]:
+		"""The order's submitted, non-return Delivery Notes not fully billed: the run's own first."""
+		return self.submitted_documents(
+			DELIVERY_NOTE, "against_sales_order", sales_order_name, {"per_billed": ["<", 100]}
+		)
+
+	def submitted_documents(self, doctype: str, link_field: str, sales_order_name: str, condition: dict):
+		"""The order's submitted, non-return documents of `doctype` meeting `condition`, oldest first,
+		the run's own first."""
+		names = frappe.get_all(
+			doctype,
+			filters={
+				"name": ["in", linked_names(doctype, link_field, sales_order_name, 1) or [""]],
+				"is_return": 0,
+				**condition,
+			},
+			order_by="creation asc",
+			pluck="name",
+		)
+		own = self.run.get(frappe.scrub(doctype))
+		if own in names:
+			names.remove(own)
+			names.insert(0, own)
+		return names
+
+	def billable_drop_ship_rows(self, sales_order) -> tuple[dict, str | None]:
+		"""Drop-shipped order rows to bill now ({so_detail: qty}), and why others wait.
+
+		They never go on a Delivery Note: the rule bills them at once, or only as far as the supplier's
+		delivery is recorded (the Purchase Order's Delivered by Supplier sets their delivered_qty)."""
+		billable, waiting = {}, []
+		for row in sales_order.lines:
+			if not row.delivered_by_supplier or not flt(row.rate):
+				continue
+			billed_qty = flt(row.billed_amt) / flt(row.rate)
+			if self.rule.drop_ship_invoicing == DROP_SHIP_AT_ONCE:
+				qty = flt(row.qty) - billed_qty
+			else:
+				qty = flt(row.delivered_qty) - billed_qty
+				if flt(row.qty) - flt(row.delivered_qty) > 0:
+					waiting.append(row.item_code)
+			if qty > 0:
+				billable[row.name] = qty
+		message = (
+			_("Drop-ship lines wait for the supplier's delivery: {0}").format(", ".join(waiting))
+			if waiting
+			else None
+		)
+		return billable, message
+
+	# Payment Entry ---------------------------------------------------------------------------------
+
+	def pay(self):
+		sales_order = self.order()
+		invoices = []
+		if self.rule.payment_against == PAY_IN_ADVANCE:
+			reference_doctype, reference_name = "Sales Order", sales_order.name
+			outstanding = flt(sales_order.rounded_total or sales_order.grand_total) - flt(
+				sales_order.advance_paid
+			)
+			if flt(sales_order.per_billed) >= 100:
+				return SKIPPED, None, _("The order is already billed; nothing to pay in advance")
+		else:
+			reference_doctype = SALES_INVOICE
+			if (
+				self.run.sales_invoice
+				and frappe.db.get_value(SALES_INVOICE, self.run.sales_invoice, "docstatus") != 1
+			):
+				frappe.throw(
+					_(
+						"Sales Invoice {0} is a draft; a payment can only be made against a submitted invoice."
+					).format(self.run.sales_invoice),
+					exc=StepFailedError,
+				)
+			# what the customer owes across every submitted invoice of the order, whoever made it
+			invoices = self.outstanding_invoices(sales_order.name)
+			if not invoices:
+				billed = linked_document(SALES_INVOICE, "sales_order", sales_order.name, 1, name_only=True)
+				if not billed:
+					return SKIPPED, None, _("No submitted Sales Invoice to pay")
+				return SKIPPED, None, _("{0} {1} is already paid").format(_(SALES_INVOICE), billed)
+			reference_name = invoices[0]
+			outstanding = 1
+		draft = self.may_have_drafts and draft_payment(reference_doctype, reference_name)
+		if draft:
+			return self.finish_document(draft, self.rule.submit_payment_entry, _("Used the existing draft"))
+		if outstanding <= 0:
+			return SKIPPED, None, _("{0} {1} is already paid").format(_(reference_doctype), reference_name)
+		self.check_create(PAYMENT_ENTRY)
+		payment_entry = self.map_payment(sales_order, reference_doctype, reference_name)
+		for other in invoices[1:] if not self.payment.amount else []:
+			add_references(payment_entry, self.map_payment(sales_order, SALES_INVOICE, other))
+		return self.save_new(payment_entry, self.rule.submit_payment_entry, None)
+
+	def outstanding_invoices(self, sales_order_name: str) -> list[str]:
+		"""The order's submitted, non-return invoices with something outstanding: the run's own first."""
+		return self.submitted_documents(
+			SALES_INVOICE, "sales_order", sales_order_name, {"outstanding_amount": [">", 0]}
+		)
+
+	def map_payment(self, sales_order, reference_doctype: str, reference_name: str):
+		from erpnext.accounts.doctype.payment_entry.payment_entry import get_payment_entry
+		from erpnext.accounts.doctype.sales_invoice.sales_invoice import get_bank_cash_account
+
+		mode_of_payment = self.payment.mode_of_payment or self.rule.mode_of_payment
+		account = (
+			get_bank_cash_account(mode_of_payment, sales_order.company)["account"]
+			if mode_of_payment
+			else None
+		)
+		payment_entry = get_payment_entry(
+			reference_doctype, reference_name, party_amount=self.payment.amount, bank_account=account
+		)
+		payment_entry.mode_of_payment = mode_of_payment
+		if self.payment.reference_no:
+			payment_entry.reference_no = self.payment.reference_no  # the caller's own, verbatim
+		else:
+			payment_entry.reference_no = fill_reference(
+				self.rule.reference_no_pattern or "{sales_order}",
+				{
+					"sales_order": sales_order.name,
+					"po_no": sales_order.po_no or sales_order.name,
+					"customer": sales_order.customer,
+					"sales_invoice": reference_name if reference_doctype == SALES_INVOICE else "",
+				},
+			)
+		payment_entry.reference_date = self.payment.reference_date or nowdate()
+		return payment_entry
+
+	# shared ----------------------------------------------------------------------------------------
+
+	def save_new(self, document, submit: bool, message: str | None):
+		"""Insert a mapped document, submitted in the same save when the rule says so.
+
+		submit() on an unsaved document inserts and submits in one save: ERPNext validates it once,
+		where insert() then submit() would validate it twice (about a quarter of the cycle's time)."""
+		if submit:
+			document.submit()
+		else:
+			document.insert()
+		self.run.flags.setdefault("created_documents", set()).add(document.name)
+		return COMPLETED, document, message
+
+	def finish_document(self, document, submit: bool, message: str | None):
+		if submit and document.docstatus == 0:
+			document.submit()
+		return COMPLETED, document, message
+
+	def left_open(self) -> list[dict]:
+		"""What the order still needs that the rule asks for, and why ([] when nothing)."""
+		sales_order = self.order()
+		messages = {row.step: row.message for row in self.run.steps if row.message}
+		left = []
+		if self.rule.create_delivery_note or self.rule.invoice_source == INVOICE_UPDATING_STOCK:
+			rows = undelivered_stock_rows(sales_order.lines)
+			if rows:
+				why = messages.get(DELIVERY_NOTE if self.rule.create_delivery_note else SALES_INVOICE)
+				left.append(
+					{
+						"what": "delivery",
+						"why": why or _("{0} not delivered").format(", ".join(row.item_code for row in rows)),
+					}
+				)
+		if (
+			self.rule.create_sales_invoice
+			and self.rule.submit_sales_invoice
+			and flt(sales_order.per_billed) < 100
+		):
+			left.append(
+				{
+					"what": "billing",
+					"why": messages.get(SALES_INVOICE)
+					or _("{0}% of the order is billed").format(flt(sales_order.per_billed, 2)),
+				}
+			)
+		if self.rule.create_payment_entry and self.rule.submit_payment_entry:
+			outstanding = sum(
+				flt(value)
+				for value in frappe.get_all(
+					SALES_INVOICE,
+					filters={
+						"name": [
+							"in",
+							linked_names(SALES_INVOICE, "sales_order", sales_order.name, 1) or [""],
+						]
+					},
+					pluck="outstanding_amount",
+				)
+			)
+			if outstanding > 0.005:
+				left.append(
+					{
+						"what": "payment",
+						"why": messages.get(PAYMENT_ENTRY)
+						or _("{0} outstanding on the order's invoices").format(flt(outstanding, 2)),
+					}
+				)
+		return left
