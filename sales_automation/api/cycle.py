@@ -13,6 +13,7 @@ from frappe.utils import cint, flt
 
 from sales_automation import engine, locks
 from sales_automation.api import idempotency
+from sales_automation.api.answers import answer, as_api_error, preview, step_answer
 from sales_automation.api.validation import (
 	check_order,
 	check_payment,
@@ -246,18 +247,6 @@ def one_step(sales_order, rule, step: str, payment=None, **links) -> dict:
 	)
 
 
-def step_answer(document, created: bool, run: str | None = None) -> dict:
-	return {
-		"doctype": document.doctype,
-		"name": document.name,
-		"docstatus": document.docstatus,
-		"status": document.get("status"),
-		"created": created,
-		"run": run,
-		"replayed": False,
-	}
-
-
 # --- shared machinery --------------------------------------------------------------------------------
 
 
@@ -337,153 +326,6 @@ def run_engine(
 		return preview(run, rule, reason)
 	engine.execute(run, raise_errors=True, rule=rule)
 	return answer(run)
-
-
-def answer(run) -> dict:
-	sales_order = engine.order_state(run.sales_order)
-	return {
-		"status": run.status,
-		"sales_order": sales_order.name,
-		"delivery_note": run.delivery_note,
-		"sales_invoice": run.sales_invoice,
-		"payment_entry": run.payment_entry,
-		"run": run.name,
-		"rule": run.rule,
-		"match_reason": run.match_reason,
-		"totals": engine.order_totals(sales_order),
-		# what a Partially Completed run leaves, and why: [{"what": delivery|billing|payment, "why"}]
-		"left_open": run.flags.get("left_open") or [],
-		"replayed": False,
-	}
-
-
-def preview(run, rule, reason: str) -> dict:
-	"""What a dry run would create: documents with items, taxes, totals and accounts, ledgers, errors."""
-	documents = []
-	vouchers = []
-	for row in run.steps:
-		if not row.reference_name:
-			continue
-		document = frappe.get_doc(row.reference_doctype, row.reference_name)
-		vouchers.append(document.name)
-		documents.append(describe(document))
-	gl = frappe.get_all(
-		"GL Entry",
-		filters={"voucher_no": ["in", vouchers or [""]], "is_cancelled": 0},
-		fields=["voucher_type", "voucher_no", "account", "debit", "credit"],
-		order_by="creation asc",
-	)
-	stock = frappe.get_all(
-		"Stock Ledger Entry",
-		filters={"voucher_no": ["in", vouchers or [""]], "is_cancelled": 0},
-		fields=[
-			"voucher_type",
-			"voucher_no",
-			"item_code",
-			"warehouse",
-			"actual_qty",
-			"qty_after_transaction",
-		],
-		order_by="creation asc",
-	)
-	errors = [
-		{"step": frappe.scrub(row.step), "message": row.message} for row in run.steps if row.status == FAILED
-	]
-	return {
-		"status": "dry_run",
-		"would_succeed": not errors,
-		"rule": rule.name,
-		"match_reason": reason,
-		"sales_order": describe(frappe.get_doc("Sales Order", run.sales_order)),
-		"steps": [
-			{"step": frappe.scrub(row.step), "status": row.status, "message": row.message}
-			for row in run.steps
-		],
-		"documents": documents,
-		"gl_entries": gl,
-		"stock_ledger_entries": stock,
-		"errors": errors,
-		"replayed": False,
-	}
-
-
-def describe(document) -> dict:
-	description = {
-		"doctype": document.doctype,
-		"name": document.name,
-		"docstatus": document.docstatus,
-		"currency": document.get("currency") or document.get("paid_to_account_currency"),
-	}
-	if document.doctype == "Payment Entry":
-		description.update(
-			{
-				"paid_from": document.paid_from,
-				"paid_to": document.paid_to,
-				"paid_amount": document.paid_amount,
-				"received_amount": document.received_amount,
-				"mode_of_payment": document.mode_of_payment,
-				"reference_no": document.reference_no,
-				"references": [
-					{
-						"reference_doctype": row.reference_doctype,
-						"reference_name": row.reference_name,
-						"allocated_amount": row.allocated_amount,
-					}
-					for row in document.references
-				],
-			}
-		)
-		return description
-	description.update(
-		{
-			"items": [
-				{
-					"item_code": row.item_code,
-					"qty": row.qty,
-					"rate": row.rate,
-					"amount": row.amount,
-					"warehouse": row.get("warehouse"),
-					"income_account": row.get("income_account"),
-				}
-				for row in document.items
-			],
-			"taxes": [
-				{"account_head": row.account_head, "rate": row.rate, "tax_amount": row.tax_amount}
-				for row in document.get("taxes") or []
-			],
-			"net_total": document.net_total,
-			"total_taxes_and_charges": document.total_taxes_and_charges,
-			"grand_total": document.grand_total,
-			"rounded_total": document.get("rounded_total"),
-			"debit_to": document.get("debit_to"),
-		}
-	)
-	return description
-
-
-def as_api_error(exc: Exception) -> Exception:
-	"""Give the caller a JSON error naming the step, the message and the field where known."""
-	cause = getattr(exc, "cause", None) or exc
-	error = {
-		"type": cause.__class__.__name__,
-		"message": engine.error_message(exc),
-		"step": getattr(exc, "step", None),
-		"field": getattr(exc, "field", None) or mandatory_field(cause),
-	}
-	frappe.local.response["error"] = error
-	if getattr(cause if isinstance(cause, frappe.PermissionError) else exc, "http_status_code", 500) < 500:
-		# an answer, not a crash: no traceback of the server's code paths in it
-		frappe.local.flags.disable_traceback = True
-	if isinstance(cause, frappe.PermissionError):
-		return cause
-	return exc
-
-
-def mandatory_field(exc: Exception) -> str | None:
-	if isinstance(exc, frappe.MandatoryError):
-		# frappe says "[Delivery Note, new-delivery-note-1]: items, posting_date"
-		return str(exc).rsplit("]: ", 1)[-1].split(",")[0].strip() or None
-	return None
 
 
 def check_permissions(run):
