@@ -15,7 +15,7 @@ import frappe
 from frappe import _
 from frappe.utils import cint, now_datetime
 
-from sales_automation import locks
+from sales_automation import gate, locks
 from sales_automation.background import (
 	claim_run,
 	drop_queued_job,
@@ -85,7 +85,7 @@ def start_for_order(
 	wait on a caller that waits on that row). A queued run's job takes the lock itself.
 	Returns the run, or None when automation is off or no rule matches."""
 	if not cint(get_settings().enabled) or sales_order.get("is_internal_customer"):
-		return None  # off, or an order the cycle does not automate (out_of_scope_reason)
+		return None  # off, or an order the cycle does not automate (gate.out_of_scope_reason)
 	if rule_name:
 		reason = _("Rule {0} was chosen explicitly").format(rule_name)
 	else:
@@ -121,9 +121,10 @@ def resume(run):
 			exc=RunNotResumableError,
 			title=_("Cannot Resume"),
 		)
-	if frappe.db.get_value("Sales Order", run.sales_order, "docstatus") != 1:
+	refused = gate.refusal(gate.order_facts(run.sales_order))
+	if refused:
 		frappe.throw(
-			_("Sales Order {0} is not submitted; its run cannot be resumed.").format(run.sales_order),
+			_("Sales Order {0}: {1}; its run cannot be resumed.").format(run.sales_order, refused[1]),
 			exc=RunNotResumableError,
 			title=_("Cannot Resume"),
 		)
@@ -197,19 +198,9 @@ def execute(run, raise_errors: bool, rule=None, retry: bool = True, commit_steps
 	return run
 
 
-def out_of_scope_reason(sales_order_name: str) -> str | None:
-	"""Why the cycle does not automate this order (README: Supported ERPNext setups), or None."""
-	if frappe.db.get_value("Sales Order", sales_order_name, "is_internal_customer"):
-		return _(
-			"Sales Order {0} is an inter-company order (internal customer); its delivery and billing run through ERPNext's inter-company documents, which sales automation does not create"
-		).format(sales_order_name)
-	return None
-
-
 def check_in_scope(sales_order_name: str):
 	"""Refuse, naming the field, an order the cycle does not automate."""
-	reason = out_of_scope_reason(sales_order_name)
-	if reason:
-		error = InvalidStateError(reason)
+	if frappe.db.get_value("Sales Order", sales_order_name, "is_internal_customer"):
+		error = InvalidStateError(gate.out_of_scope_reason(sales_order_name))
 		error.field = "sales_order.customer"
 		raise error

@@ -1,4 +1,6 @@
-"""What an order's own documents and ledgers say it has been through, against what the order records.
+"""What an order's own documents and ledgers say it has been through: what is still left to do
+(what_is_left, the one answer for the steps, the endpoint and the stuck-orders report), and whether the
+order records more progress than its documents show (check_recorded_progress).
 
 ERPNext keeps per_delivered, per_billed, advance_paid and the rows' delivered_qty / billed_amt up to
 date as documents are submitted, and the steps read them. But those fields are plain columns that a
@@ -12,11 +14,74 @@ from frappe import _
 from frappe.query_builder.functions import Abs, Sum
 from frappe.utils import flt
 
+from sales_automation.constants import (
+	DELIVERY_NOTE,
+	INVOICE_UPDATING_STOCK,
+	PAY_IN_ADVANCE,
+	PAYMENT_ENTRY,
+	SALES_INVOICE,
+)
+from sales_automation.documents import linked_names, undelivered_stock_rows
 from sales_automation.exceptions import InvalidStateError
 
 # what ERPNext's own rounding of a percentage or a quantity may leave between the two
 QTY_TOLERANCE = 1e-6
 AMOUNT_TOLERANCE = 0.01
+
+
+def what_is_left(sales_order, rule=None, messages: dict | None = None) -> list[dict]:
+	"""What the order (documents.order_state) still needs of what `rule` asks for (everything, when no
+	rule), and why: [{"what": "delivery" | "billing" | "payment", "why": ...}]. `messages` ({step:
+	message}) give the why where a step said it."""
+	messages = messages or {}
+	left = []
+	wants = frappe._dict(
+		delivery=not rule or rule.create_delivery_note or rule.invoice_source == INVOICE_UPDATING_STOCK,
+		billing=not rule or (rule.create_sales_invoice and rule.submit_sales_invoice),
+		payment=not rule or (rule.create_payment_entry and rule.submit_payment_entry),
+	)
+	rows = undelivered_stock_rows(sales_order.lines) if wants.delivery else []
+	if rows:
+		step = DELIVERY_NOTE if not rule or rule.create_delivery_note else SALES_INVOICE
+		left.append(
+			{
+				"what": "delivery",
+				"why": messages.get(step)
+				or _("{0} not delivered").format(", ".join(row.item_code for row in rows)),
+			}
+		)
+	if wants.billing and flt(sales_order.per_billed) < 100:
+		left.append(
+			{
+				"what": "billing",
+				"why": messages.get(SALES_INVOICE)
+				or _("{0}% of the order is billed").format(flt(sales_order.per_billed, 2)),
+			}
+		)
+	outstanding = unpaid(sales_order, rule) if wants.payment else 0
+	if outstanding > 0.005:
+		left.append(
+			{
+				"what": "payment",
+				"why": messages.get(PAYMENT_ENTRY)
+				or _("{0} outstanding on the order's invoices").format(flt(outstanding, 2)),
+			}
+		)
+	return left
+
+
+def unpaid(sales_order, rule=None) -> float:
+	"""What the customer still owes on the order's submitted invoices; for a rule that pays in advance
+	and an order not billed yet, on the order itself."""
+	invoices = linked_names(SALES_INVOICE, "sales_order", sales_order.name, 1)
+	if not invoices and rule and rule.payment_against == PAY_IN_ADVANCE:
+		return flt(sales_order.rounded_total or sales_order.grand_total) - flt(sales_order.advance_paid)
+	return sum(
+		flt(value)
+		for value in frappe.get_all(
+			SALES_INVOICE, filters={"name": ["in", invoices or [""]]}, pluck="outstanding_amount"
+		)
+	)
 
 
 def check_recorded_progress(sales_order_name: str) -> None:

@@ -37,6 +37,7 @@ from sales_automation.documents import (
 	undelivered_stock_rows,
 )
 from sales_automation.exceptions import StepFailedError, StockShortageError
+from sales_automation.progress import what_is_left
 from sales_automation.references import fill_reference
 
 
@@ -368,51 +369,5 @@ class Cycle:
 
 	def left_open(self) -> list[dict]:
 		"""What the order still needs that the rule asks for, and why ([] when nothing)."""
-		sales_order = self.order()
 		messages = {row.step: row.message for row in self.run.steps if row.message}
-		left = []
-		if self.rule.create_delivery_note or self.rule.invoice_source == INVOICE_UPDATING_STOCK:
-			rows = undelivered_stock_rows(sales_order.lines)
-			if rows:
-				why = messages.get(DELIVERY_NOTE if self.rule.create_delivery_note else SALES_INVOICE)
-				left.append(
-					{
-						"what": "delivery",
-						"why": why or _("{0} not delivered").format(", ".join(row.item_code for row in rows)),
-					}
-				)
-		if (
-			self.rule.create_sales_invoice
-			and self.rule.submit_sales_invoice
-			and flt(sales_order.per_billed) < 100
-		):
-			left.append(
-				{
-					"what": "billing",
-					"why": messages.get(SALES_INVOICE)
-					or _("{0}% of the order is billed").format(flt(sales_order.per_billed, 2)),
-				}
-			)
-		if self.rule.create_payment_entry and self.rule.submit_payment_entry:
-			outstanding = sum(
-				flt(value)
-				for value in frappe.get_all(
-					SALES_INVOICE,
-					filters={
-						"name": [
-							"in",
-							linked_names(SALES_INVOICE, "sales_order", sales_order.name, 1) or [""],
-						]
-					},
-					pluck="outstanding_amount",
-				)
-			)
-			if outstanding > 0.005:
-				left.append(
-					{
-						"what": "payment",
-						"why": messages.get(PAYMENT_ENTRY)
-						or _("{0} outstanding on the order's invoices").format(flt(outstanding, 2)),
-					}
-				)
-		return left
+		return what_is_left(self.order(), self.rule, messages)

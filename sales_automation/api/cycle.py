@@ -11,7 +11,7 @@ import frappe
 from frappe import _
 from frappe.utils import cint, flt
 
-from sales_automation import engine, locks
+from sales_automation import engine, gate, locks, progress
 from sales_automation.api import idempotency
 from sales_automation.api.answers import answer, as_api_error, preview, step_answer
 from sales_automation.api.validation import (
@@ -65,7 +65,7 @@ def cycle(request: dict) -> dict:
 	if request["order"]:
 		sales_order = create_order(request["order"])
 		if sales_order.get("is_internal_customer"):
-			raise_state("order.customer", engine.out_of_scope_reason(sales_order.name))
+			raise_state("order.customer", gate.out_of_scope_reason(sales_order.name))
 	else:
 		sales_order = existing_order(request["sales_order"], submit_draft=True)
 	if rule:
@@ -388,26 +388,19 @@ def lock_order(name):
 def existing_order(name, submit_draft: bool = False):
 	lock_order(name)  # before anything about the order is read
 	sales_order = existing_document("Sales Order", name, "sales_order")
-	if sales_order.docstatus == 2:
-		raise_state("sales_order", _("Sales Order {0} is cancelled").format(sales_order.name))
-	if sales_order.status in ("Closed", "On Hold"):
-		raise_state(
-			"sales_order", _("Sales Order {0} is {1}").format(sales_order.name, _(sales_order.status))
-		)
+	refused = gate.refusal(sales_order, allow_draft=submit_draft)
+	if refused:
+		field, reason = refused
+		raise_state(field, _("Sales Order {0}: {1}").format(sales_order.name, reason))
 	if sales_order.docstatus == 0:
-		if not submit_draft:
-			raise_state("sales_order", _("Sales Order {0} is not submitted").format(sales_order.name))
 		sales_order.flags.skip_sales_automation = True
 		sales_order.submit()
 	return sales_order
 
 
 def order_is_done(sales_order) -> bool:
-	if engine.undelivered_stock_rows(sales_order.items):
-		return False
-	if flt(sales_order.per_billed) < 100:
-		return False
-	return engine.order_totals(sales_order)["outstanding"] <= 0
+	"""Delivered, billed and paid, whatever a rule asks (progress.what_is_left with no rule)."""
+	return not progress.what_is_left(engine.order_state(sales_order.name))
 
 
 def delivery_note_order(delivery_note: str) -> str:

@@ -1,7 +1,7 @@
 import frappe
 from frappe import _
 
-from sales_automation import engine, locks
+from sales_automation import engine, gate, locks
 from sales_automation.api.validation import json_argument
 from sales_automation.constants import (
 	ACTIVE_STATUSES,
@@ -126,17 +126,15 @@ def check_can_start(rule: str | None):
 
 
 def bulk_skip_reason(sales_order_name: str) -> str | None:
-	if not frappe.db.exists("Sales Order", sales_order_name):
-		return _("it does not exist")
-	if not frappe.has_permission("Sales Order", "read", sales_order_name):
+	"""Why a bulk run (or the form's Run button) does not start a run for the order, or None."""
+	facts = gate.order_facts(sales_order_name)
+	if facts and not frappe.has_permission("Sales Order", "read", sales_order_name):
 		return _("you may not read it")
-	docstatus, status = frappe.db.get_value("Sales Order", sales_order_name, ["docstatus", "status"])
-	if docstatus != 1:
-		return _("it is not submitted")
-	if status in ("Closed", "On Hold", "Completed"):
-		return _("it is {0}").format(_(status))
-	if engine.out_of_scope_reason(sales_order_name):
-		return _("it is an inter-company order, which sales automation does not automate")
+	refused = gate.refusal(facts)
+	if refused:
+		return refused[1]
+	if facts.status == COMPLETED:
+		return _("it is {0}").format(_(facts.status))
 	if frappe.db.exists(
 		"Sales Automation Run",
 		{

@@ -101,3 +101,30 @@ class TestOrderStatus(OrderStateTestCase):
 			frappe.db.get_value("Sales Order", result["sales_order"], ["docstatus", "status"]),
 			(1, "To Deliver and Bill"),
 		)
+
+
+class TestOneGate(OrderStateTestCase):
+	def test_a_closed_order_is_refused_alike_by_the_endpoint_bulk_and_resume(self):
+		from sales_automation.api.runs import resume_run, run_bulk
+		from sales_automation.exceptions import RunNotResumableError
+
+		customer = make_customer()
+		make_rule(customer, execution_mode="Background")
+		sales_order = make_sales_order(
+			[{"item_code": make_item(stock_qty=2), "qty": 1, "rate": 10}], customer=customer
+		)
+		run_name = run_of(sales_order.name).name
+		frappe.db.set_value("Sales Order", sales_order.name, "status", "Closed")
+		frappe.db.commit()
+		before = count_documents()
+
+		with self.assertRaises(InvalidStateError) as endpoint:
+			deliver(sales_order=sales_order.name)
+		skipped = run_bulk(sales_orders=[sales_order.name])["skipped"]
+		with self.assertRaises(RunNotResumableError) as resumed:
+			resume_run(run_name)
+
+		self.assertIn("it is Closed", str(endpoint.exception))
+		self.assertEqual(skipped, [{"sales_order": sales_order.name, "reason": "it is Closed"}])
+		self.assertIn("it is Closed", str(resumed.exception))
+		self.assertEqual(count_documents(), before)

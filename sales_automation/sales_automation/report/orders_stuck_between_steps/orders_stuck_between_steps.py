@@ -4,7 +4,7 @@ import frappe
 from frappe import _
 from frappe.utils import getdate
 
-from sales_automation import engine
+from sales_automation import engine, gate, progress
 from sales_automation.constants import CANCELLED
 
 # The step an order waits for, as the report names it
@@ -74,7 +74,8 @@ def columns() -> list[dict]:
 
 
 def rows(filters) -> list[dict]:
-	order_filters = {"docstatus": 1, "status": ["not in", ["Closed", "On Hold"]]}
+	# the gate's own conditions, in the query where it can (the rest per order below)
+	order_filters = {"docstatus": 1, "status": ["not in", list(gate.HELD_STATUSES)]}
 	for field in ("company", "customer"):
 		if filters.get(field):
 			order_filters[field] = filters[field]
@@ -87,7 +88,7 @@ def rows(filters) -> list[dict]:
 		"Sales Order",
 		filters=order_filters,
 		fields=[
-			"name",
+			*gate.FIELDS,
 			"customer",
 			"transaction_date",
 			"creation",
@@ -107,6 +108,8 @@ def rows(filters) -> list[dict]:
 	stuck_before = engine.stuck_before()
 	data = []
 	for sales_order in sales_orders:
+		if gate.refusal(sales_order):
+			continue  # not an order the cycle may act on
 		run = runs.get(sales_order.name)
 		waiting_since = run.creation if run else sales_order.creation
 		if waiting_since > stuck_before:
@@ -119,7 +122,7 @@ def rows(filters) -> list[dict]:
 				continue  # no rule says this order should move along
 			rule = frappe.get_cached_doc("Sales Automation Rule", rule_name)
 		totals = engine.order_totals(sales_order)
-		step = first_step_not_done(sales_order, rule, totals["outstanding"])
+		step = first_step_not_done(sales_order, rule)
 		if not step or (filters.get("stuck_at") and STUCK_AT[step] != filters.stuck_at):
 			continue
 		data.append(
@@ -155,22 +158,23 @@ def latest_runs(sales_order_names: list[str]) -> dict:
 	return runs
 
 
-def first_step_not_done(sales_order, rule, outstanding: float) -> str | None:
-	"""The first step of the rule whose outcome is missing: submitted documents where the rule submits,
-	at least a draft where it leaves drafts."""
+def first_step_not_done(sales_order, rule) -> str | None:
+	"""The first step of the rule whose outcome is missing: nothing left of it (progress.what_is_left)
+	where the rule submits, at least a draft where it leaves drafts."""
+	left = {item["what"] for item in progress.what_is_left(engine.order_state(sales_order.name), rule)}
 	for step in engine.plan_steps(rule):
 		if step == engine.DELIVERY_NOTE:
 			if rule.submit_delivery_note:
-				done = sales_order.delivery_status in ("Fully Delivered", "Not Applicable")
+				done = "delivery" not in left
 			else:
 				done = has_linked(engine.DELIVERY_NOTE, "against_sales_order", sales_order.name)
 		elif step == engine.SALES_INVOICE:
 			if rule.submit_sales_invoice:
-				done = sales_order.billing_status == "Fully Billed"
+				done = "billing" not in left
 			else:
 				done = has_linked(engine.SALES_INVOICE, "sales_order", sales_order.name)
 		elif rule.submit_payment_entry:
-			done = outstanding <= 0
+			done = "payment" not in left and "billing" not in left
 		else:
 			done = has_payment(sales_order.name)
 		if not done:
