@@ -64,7 +64,7 @@ def process_run(run_name: str, drain_seconds: float | None = None):
 	if drain_seconds is None:
 		drain_seconds = setting_or("drain_seconds", DEFAULT_DRAIN_SECONDS)
 	# the engine imports this module (its jobs are named there too): import it at call time
-	from sales_automation.engine import execute
+	from sales_automation.engine import Mode, execute
 
 	deadline = time.monotonic() + drain_seconds
 	job_user = frappe.session.user
@@ -76,7 +76,7 @@ def process_run(run_name: str, drain_seconds: float | None = None):
 				run = frappe.get_doc("Sales Automation Run", run_name)
 				if frappe.session.user != run.owner:
 					frappe.set_user(run.owner)
-				execute(run, raise_errors=False, commit_steps=True)
+				execute(run, Mode.IN_BACKGROUND)
 				frappe.db.commit()  # nosemgrep - a background run's outcome is committed before its lock goes
 			finally:
 				locks.release(sales_order_name)

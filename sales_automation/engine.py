@@ -11,8 +11,12 @@ Every step re-reads the order and what already exists before it acts, so running
 makes a second document: that is what makes retry and resume safe.
 """
 
+from dataclasses import dataclass, field
+from enum import Enum
+
 import frappe
 from frappe import _
+from frappe.model.document import Document
 from frappe.utils import cint, now_datetime
 
 from sales_automation import gate, locks
@@ -71,6 +75,32 @@ from sales_automation.steps import Cycle
 STEP_SAVEPOINT = "sales_automation_step"
 
 
+class Mode(Enum):
+	"""How execute() runs a run's steps."""
+
+	# one transaction with the caller's (the submit hook, the endpoints): a failing step raises
+	# StepFailedError naming the step, so everything the caller did, the order's submit included, goes
+	ATOMIC = "atomic"
+	# each step in a savepoint: a failure rolls back that step only, is recorded on the run and is
+	# retried with backoff until the attempts run out (resume, retry)
+	WITH_RETRIES = "with retries"
+	# as WITH_RETRIES, committing after every step (background jobs): the job holds ERPNext's
+	# naming-series and stock rows for one document, not the whole cycle, so parallel workers do not
+	# queue behind each other, and a crash keeps the steps already done
+	IN_BACKGROUND = "in background"
+	# as WITH_RETRIES, but a failure is final (the dry run, which its caller rolls back whole)
+	WITHOUT_RETRIES = "without retries"
+
+
+@dataclass
+class Outcome:
+	"""What an execution made: the run, the documents it created, what it left open."""
+
+	run: Document
+	created: set[str] = field(default_factory=set)
+	left_open: list[dict] = field(default_factory=list)
+
+
 def start_for_order(
 	sales_order,
 	trigger: str = "Submit",
@@ -97,7 +127,7 @@ def start_for_order(
 	run = create_run(sales_order, rule, reason, trigger, mode)
 	if mode == SAME_TRANSACTION:
 		locks.take(sales_order.name, timeout=lock_wait)
-		execute(run, raise_errors=True)
+		execute(run, Mode.ATOMIC)
 	else:
 		enqueue_run(run)
 	return run
@@ -132,22 +162,23 @@ def resume(run):
 		if step.status == FAILED:
 			step.status = PENDING
 	run.attempts = 0 if run.status == FAILED else run.attempts
-	execute(run, raise_errors=False)
+	execute(run, Mode.WITH_RETRIES)
 	return run
 
 
-def execute(run, raise_errors: bool, rule=None, retry: bool = True, commit_steps: bool = False):
-	"""Run every step of `run` not yet done, in order.
+def execute(
+	run: Document,
+	mode: Mode,
+	rule: Document | None = None,
+	order_is_new: bool = False,
+	permissions_checked: bool = False,
+) -> Outcome:
+	"""Run every step of `run` not yet done, in order, the `mode`'s way.
 
-	raise_errors=True (same transaction): a failing step raises StepFailedError naming the step, so the
-	caller's whole transaction, the order's submit included, is rolled back.
-	raise_errors=False: each step runs in a savepoint; a failure rolls back that step only, is recorded
-	on the run and (with `retry`) is retried with backoff until the attempts run out.
-
-	commit_steps (background jobs): commit after every step done. The job then holds ERPNext's
-	naming-series and stock rows for one document, not for the whole cycle, so parallel workers do
-	not queue behind each other, and a crash keeps the steps already done.
-	"""
+	order_is_new: the order was made in this same call (checked as it was made; nothing else can link
+	to it yet). permissions_checked: the caller has checked create and submit for every step."""
+	raise_errors, retry = mode == Mode.ATOMIC, mode != Mode.WITHOUT_RETRIES
+	outcome = Outcome(run)
 	settings = get_settings()
 	rule = rule or rule_of(run)
 	run.status = RUNNING
@@ -157,7 +188,7 @@ def execute(run, raise_errors: bool, rule=None, retry: bool = True, commit_steps
 	run.error = None
 	try:
 		# an order made in this same call was checked as it was made, and has no documents yet
-		if not run.flags.new_order:
+		if not order_is_new:
 			check_in_scope(run.sales_order)
 			check_recorded_progress(run.sales_order)
 	except InvalidStateError as exc:
@@ -166,8 +197,8 @@ def execute(run, raise_errors: bool, rule=None, retry: bool = True, commit_steps
 		# retrying cannot help: the order itself must be put right
 		record_failure(run, None, exc, settings, retry=False)
 		save_run(run)
-		return run
-	cycle = Cycle(run, rule)
+		return outcome
+	cycle = Cycle(run, rule, order_is_new=order_is_new, permissions_checked=permissions_checked)
 	for step in run.steps:
 		if step.status in DONE_STEP_STATUSES:
 			continue
@@ -185,17 +216,17 @@ def execute(run, raise_errors: bool, rule=None, retry: bool = True, commit_steps
 			frappe.db.rollback(save_point=STEP_SAVEPOINT)
 			record_failure(run, step, exc, settings, retry)
 			break
-		if commit_steps:
+		if mode == Mode.IN_BACKGROUND:
 			record_progress(run, step)
 			frappe.db.commit()  # nosemgrep - a background step is kept even if the worker dies later
 	else:
-		left_open = cycle.left_open()
-		run.status = PARTIALLY_COMPLETED if left_open else COMPLETED
-		run.left_open = "\n".join(f"{item['what']}: {item['why']}" for item in left_open) or None
-		run.flags.left_open = left_open
+		outcome.left_open = cycle.left_open()
+		run.status = PARTIALLY_COMPLETED if outcome.left_open else COMPLETED
+		run.left_open = "\n".join(f"{item['what']}: {item['why']}" for item in outcome.left_open) or None
 		run.finished_at = now_datetime()
+	outcome.created = cycle.created
 	save_run(run)
-	return run
+	return outcome
 
 
 def check_in_scope(sales_order_name: str):

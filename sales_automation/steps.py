@@ -5,6 +5,7 @@ import json
 
 import frappe
 from frappe import _
+from frappe.model.document import Document
 from frappe.utils import cint, flt, now_datetime, nowdate
 
 from sales_automation.constants import (
@@ -44,17 +45,21 @@ from sales_automation.references import fill_reference
 class Cycle:
 	"""The steps of one run. Each re-reads the order and the documents already linked to it."""
 
-	def __init__(self, run, rule):
+	def __init__(
+		self, run: Document, rule: Document, order_is_new: bool = False, permissions_checked: bool = False
+	):
 		self.run = run
 		self.rule = rule
 		self.payment = frappe._dict(json.loads(run.payment_options or "{}"))
 		# an order made in this same call has no documents but the run's own (none of another session
 		# can link to it before the call commits): no drafts to look for
-		self.may_have_drafts = not run.flags.new_order
+		self.may_have_drafts = not order_is_new
+		self.permissions_checked = permissions_checked
+		self.created: set[str] = set()  # the documents this execution made
 
 	def check_create(self, doctype: str):
 		"""The caller may create `doctype` (the API checks every step before it starts)."""
-		if not self.run.flags.permissions_checked:
+		if not self.permissions_checked:
 			frappe.has_permission(doctype, "create", throw=True)
 
 	def order(self):
@@ -359,7 +364,7 @@ class Cycle:
 			document.submit()
 		else:
 			document.insert()
-		self.run.flags.setdefault("created_documents", set()).add(document.name)
+		self.created.add(document.name)
 		return COMPLETED, document, message
 
 	def finish_document(self, document, submit: bool, message: str | None):

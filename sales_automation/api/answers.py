@@ -19,7 +19,8 @@ def step_answer(document, created: bool, run: str | None = None) -> dict:
 	}
 
 
-def answer(run) -> dict:
+def answer(outcome) -> dict:
+	run = outcome.run
 	sales_order = engine.order_state(run.sales_order)
 	return {
 		"status": run.status,
@@ -32,7 +33,7 @@ def answer(run) -> dict:
 		"match_reason": run.match_reason,
 		"totals": engine.order_totals(sales_order),
 		# what a Partially Completed run leaves, and why: [{"what": delivery|billing|payment, "why"}]
-		"left_open": run.flags.get("left_open") or [],
+		"left_open": outcome.left_open,
 		"replayed": False,
 	}
 

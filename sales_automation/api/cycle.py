@@ -237,14 +237,12 @@ def one_step(sales_order, rule, step: str, payment=None, **links) -> dict:
 		if value:
 			run.set(fieldname, value)
 	check_permissions(run)
-	engine.execute(run, raise_errors=True, rule=rule)
+	outcome = engine.execute(run, engine.Mode.ATOMIC, rule=rule, permissions_checked=True)
 	row = run.steps[0]
 	if not row.reference_name:
 		raise_state(frappe.scrub(step), row.message or _("Nothing to do"))
 	document = frappe.get_doc(row.reference_doctype, row.reference_name)
-	return step_answer(
-		document, created=document.name in run.flags.get("created_documents", ()), run=run.name
-	)
+	return step_answer(document, created=document.name in outcome.created, run=run.name)
 
 
 # --- shared machinery --------------------------------------------------------------------------------
@@ -319,13 +317,13 @@ def run_engine(
 	run = engine.create_run(
 		sales_order, rule, reason, "API", engine.SAME_TRANSACTION, steps=step_names, payment=payment
 	)
-	run.flags.new_order = new_order  # made by this call: nothing else links to it
 	check_permissions(run)
+	# an order made by this call: nothing else links to it
+	context = {"rule": rule, "order_is_new": new_order, "permissions_checked": True}
 	if dry_run:
-		engine.execute(run, raise_errors=False, rule=rule, retry=False)
+		engine.execute(run, engine.Mode.WITHOUT_RETRIES, **context)
 		return preview(run, rule, reason)
-	engine.execute(run, raise_errors=True, rule=rule)
-	return answer(run)
+	return answer(engine.execute(run, engine.Mode.ATOMIC, **context))
 
 
 def check_permissions(run):
@@ -347,7 +345,6 @@ def check_permissions(run):
 				except frappe.PermissionError as error:
 					error.step = frappe.scrub(row.step)
 					raise
-	run.flags.permissions_checked = True
 
 
 # --- orders ----------------------------------------------------------------------------------------

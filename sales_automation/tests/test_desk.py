@@ -63,7 +63,7 @@ class TestOrderAutomation(FrappeTestCase):
 		sales_order = make_sales_order(
 			[{"item_code": make_item(stock_qty=0), "qty": 2, "rate": 25}], customer=customer
 		)
-		engine.execute(run_of(sales_order.name), raise_errors=False, retry=False)
+		engine.execute(run_of(sales_order.name), engine.Mode.WITHOUT_RETRIES)
 
 		state = desk.order_automation(sales_order.name)
 
@@ -142,11 +142,11 @@ class TestOrdersStuckBetweenSteps(FrappeTestCase):
 		rule = make_rule(customer, execution_mode="Background")
 		in_stock = make_item(stock_qty=10)
 		done = make_sales_order([{"item_code": in_stock, "qty": 1, "rate": 10}], customer=customer)
-		engine.execute(run_of(done.name), raise_errors=False)
+		engine.execute(run_of(done.name), engine.Mode.WITH_RETRIES)
 		not_delivered = make_sales_order(
 			[{"item_code": make_item(stock_qty=0), "qty": 1, "rate": 10}], customer=customer
 		)
-		engine.execute(run_of(not_delivered.name), raise_errors=False, retry=False)
+		engine.execute(run_of(not_delivered.name), engine.Mode.WITHOUT_RETRIES)
 		# a run asked for delivery and invoice only (as the step endpoints do): the rule's payment is missing
 		not_paid = make_sales_order(
 			[{"item_code": in_stock, "qty": 1, "rate": 10}], customer=customer, automate=False
@@ -159,7 +159,7 @@ class TestOrdersStuckBetweenSteps(FrappeTestCase):
 			engine.SAME_TRANSACTION,
 			steps=[engine.DELIVERY_NOTE, engine.SALES_INVOICE],
 		)
-		engine.execute(run, raise_errors=True)
+		engine.execute(run, engine.Mode.ATOMIC)
 		waiting = make_sales_order([{"item_code": in_stock, "qty": 1, "rate": 10}], customer=customer)
 		for sales_order in (done, not_delivered, not_paid, waiting):
 			for run_name in frappe.get_all(

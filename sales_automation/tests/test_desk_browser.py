@@ -176,7 +176,7 @@ class TestDeskInBrowser(FrappeTestCase):
 		item_code = make_item(stock_qty=0)
 		sales_order = make_sales_order([{"item_code": item_code, "qty": 3, "rate": 20}], customer=customer)
 		run = run_of(sales_order.name)
-		engine.execute(run, raise_errors=False, retry=False)  # no stock: the delivery fails for good
+		engine.execute(run, engine.Mode.WITHOUT_RETRIES)  # no stock: the delivery fails for good
 		self.assertEqual(run.status, "Failed")
 		env = test_env()
 		receive_stock(item_code, env.warehouse, 3, env.company, rate=50)

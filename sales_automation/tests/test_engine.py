@@ -127,7 +127,7 @@ class TestExecutionModes(EngineTestCase):
 		before = documents_of(sales_order.name)
 
 		run = engine.create_run(sales_order, rule, "again", "Manual", "Background")
-		engine.execute(run, raise_errors=False)
+		engine.execute(run, engine.Mode.WITH_RETRIES)
 
 		self.assertEqual(documents_of(sales_order.name), before)
 		self.assert_steps(
