@@ -71,7 +71,23 @@ def order_totals(sales_order) -> dict:
 def map_delivery_note(sales_order_name: str):
 	from erpnext.selling.doctype.sales_order.sales_order import make_delivery_note
 
-	return make_delivery_note(sales_order_name)
+	delivery_note = make_delivery_note(sales_order_name)
+	batches_picked_by_erpnext(delivery_note)
+	return delivery_note
+
+
+def batches_picked_by_erpnext(document):
+	"""Rows of batch items with no batch chosen take their batches from ERPNext's outward bundle, FIFO
+	across as many batches as the quantity needs. With Stock Settings' use_serial_batch_fields (on by
+	default) ERPNext would put one batch on the row and refuse the submit when that batch runs short."""
+	for row in document.items:
+		if (
+			row.get("use_serial_batch_fields")
+			and not row.get("batch_no")
+			and not row.get("serial_and_batch_bundle")
+			and frappe.get_cached_value("Item", row.item_code, "has_batch_no")
+		):
+			row.use_serial_batch_fields = 0
 
 
 def map_invoice_from_order(sales_order_name: str):

@@ -22,6 +22,7 @@ from sales_automation.constants import (
 from sales_automation.documents import (
 	add_order_rows,
 	add_references,
+	batches_picked_by_erpnext,
 	cap_rows,
 	cap_to_unbilled,
 	draft_payment,
@@ -202,6 +203,7 @@ class Cycle:
 			keep_drop_ship_rows(sales_invoice, sales_order, drop_ship)
 			if self.rule.invoice_source == INVOICE_UPDATING_STOCK:
 				sales_invoice.update_stock = 1
+				batches_picked_by_erpnext(sales_invoice)
 				rows = undelivered_stock_rows(sales_order.lines)
 				caps, shortage = self.available_quantities(rows) if rows else ({}, None)
 				if shortage and not caps:
