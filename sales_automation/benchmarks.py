@@ -49,7 +49,7 @@ def run(
 	env = prepare(max(line_counts))
 	results = {"site": frappe.local.site, "reps": reps, "variants": {}}
 
-	from sales_automation.tests.live_server import LiveServer
+	from sales_automation.live_server import LiveServer
 
 	with LiveServer(workers=1, threads=4) as server:
 		http = server.session(env.api_key, env.api_secret)
@@ -111,7 +111,7 @@ def order_payload(env, n: int, customer: str | None = None, first: int = 0) -> d
 
 def rest_flow(server, http, env, n: int) -> str:
 	"""(a) what an integration does today: 7 round trips, token auth, keep-alive."""
-	from sales_automation.tests.live_server import rest_cycle
+	from sales_automation.live_server import rest_cycle
 
 	return rest_cycle(http, server.url, order_payload(env, n))["Payment Entry"]["name"]
 

@@ -4,6 +4,10 @@ the stuck-orders report (what is still left to do is progress.what_is_left)."""
 import frappe
 from frappe import _
 
+from sales_automation.constants import ACTIVE_STATUSES, COMPLETED, PARTIALLY_COMPLETED
+from sales_automation.exceptions import InvalidRequestError, InvalidStateError
+from sales_automation.settings import get_settings
+
 FIELDS = ("name", "docstatus", "status", "is_internal_customer")
 HELD_STATUSES = ("Closed", "On Hold")
 
@@ -36,3 +40,37 @@ def out_of_scope_reason(sales_order_name: str) -> str:
 	return _(
 		"Sales Order {0} is an inter-company order (internal customer); its delivery and billing run through ERPNext's inter-company documents, which sales automation does not create"
 	).format(sales_order_name)
+
+
+def check_can_start(rule: str | None):
+	"""Refuse to start runs while automation is off, or with a rule that is missing or disabled."""
+	if not get_settings().enabled:
+		frappe.throw(
+			_("Sales automation is switched off in Sales Automation Settings"), exc=InvalidStateError
+		)
+	if rule and not frappe.db.get_value("Sales Automation Rule", rule, "enabled"):
+		frappe.throw(
+			_("Sales Automation Rule {0} does not exist or is disabled").format(rule), exc=InvalidRequestError
+		)
+
+
+def start_refusal(sales_order_name: str) -> str | None:
+	"""Why a new run is not started for the order (bulk runs, the form's Run button), or None: the gate,
+	read permission, an order already Completed, a run under way or done."""
+	facts = order_facts(sales_order_name)
+	if facts and not frappe.has_permission("Sales Order", "read", sales_order_name):
+		return _("you may not read it")
+	refused = refusal(facts)
+	if refused:
+		return refused[1]
+	if facts.status == COMPLETED:
+		return _("it is {0}").format(_(facts.status))
+	if frappe.db.exists(
+		"Sales Automation Run",
+		{
+			"sales_order": sales_order_name,
+			"status": ["in", [*ACTIVE_STATUSES, COMPLETED, PARTIALLY_COMPLETED]],
+		},
+	):
+		return _("it already has a run")
+	return None

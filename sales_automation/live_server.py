@@ -1,4 +1,5 @@
-"""A real HTTP server for tests: gunicorn serving this site on a free loopback port."""
+"""A real HTTP server for the test suite and the benchmark: gunicorn serving this site on a free loopback
+port, and ERPNext's seven-call REST flow as integrations run it today."""
 
 import os
 import socket

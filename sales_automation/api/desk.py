@@ -3,8 +3,7 @@
 import frappe
 from frappe import _
 
-from sales_automation import engine, locks
-from sales_automation.api.runs import bulk_skip_reason, check_can_start
+from sales_automation import engine, gate, locks
 from sales_automation.constants import FAILED, FINAL_STATUSES
 from sales_automation.exceptions import InvalidRequestError, InvalidStateError
 
@@ -33,7 +32,7 @@ def order_automation(sales_order: str) -> dict:
 		for name, docstatus in reversed(names.items())
 	]
 	if engine.get_settings().enabled:
-		run_blocker = bulk_skip_reason(sales_order)
+		run_blocker = gate.start_refusal(sales_order)
 	else:
 		run_blocker = _("sales automation is switched off")
 	matching_rule = None
@@ -55,9 +54,9 @@ def order_automation(sales_order: str) -> dict:
 def run_for_order(sales_order: str, rule: str | None = None) -> dict:
 	"""The form's Run Sales Cycle button: start a run for one submitted order, the rule's way."""
 	frappe.has_permission("Sales Order", "submit", sales_order, throw=True)
-	check_can_start(rule)
+	gate.check_can_start(rule)
 	locks.take(sales_order, timeout=engine.order_lock_wait())  # before its state is read
-	reason = bulk_skip_reason(sales_order)
+	reason = gate.start_refusal(sales_order)
 	if reason:
 		frappe.throw(
 			_("Cannot run the sales cycle for {0}: {1}").format(sales_order, reason), exc=InvalidStateError

@@ -72,7 +72,7 @@ def run_bulk(
 	# the desk's frappe.call sends lists and filters as JSON text in a form
 	sales_orders = json_argument("sales_orders", sales_orders)
 	filters = json_argument("filters", filters)
-	check_can_start(rule)
+	gate.check_can_start(rule)
 	if sales_orders is None:
 		sales_orders = frappe.get_list(
 			"Sales Order",
@@ -83,7 +83,7 @@ def run_bulk(
 		)
 	started, skipped = [], []
 	for sales_order_name in sales_orders[:BULK_LIMIT]:
-		reason = order_lock_refusal(sales_order_name) or bulk_skip_reason(sales_order_name)
+		reason = order_lock_refusal(sales_order_name) or gate.start_refusal(sales_order_name)
 		run = None
 		if not reason:
 			sales_order = frappe.get_doc("Sales Order", sales_order_name)
@@ -110,39 +110,6 @@ def order_lock_refusal(sales_order_name) -> str | None:
 		frappe.local.message_log = []
 		frappe.local.flags.disable_traceback = False
 		return _("another request or job is working on it right now")
-	return None
-
-
-def check_can_start(rule: str | None):
-	"""Refuse to start runs while automation is off, or with a rule that is missing or disabled."""
-	if not engine.get_settings().enabled:
-		frappe.throw(
-			_("Sales automation is switched off in Sales Automation Settings"), exc=InvalidStateError
-		)
-	if rule and not frappe.db.get_value("Sales Automation Rule", rule, "enabled"):
-		frappe.throw(
-			_("Sales Automation Rule {0} does not exist or is disabled").format(rule), exc=InvalidRequestError
-		)
-
-
-def bulk_skip_reason(sales_order_name: str) -> str | None:
-	"""Why a bulk run (or the form's Run button) does not start a run for the order, or None."""
-	facts = gate.order_facts(sales_order_name)
-	if facts and not frappe.has_permission("Sales Order", "read", sales_order_name):
-		return _("you may not read it")
-	refused = gate.refusal(facts)
-	if refused:
-		return refused[1]
-	if facts.status == COMPLETED:
-		return _("it is {0}").format(_(facts.status))
-	if frappe.db.exists(
-		"Sales Automation Run",
-		{
-			"sales_order": sales_order_name,
-			"status": ["in", [*ACTIVE_STATUSES, COMPLETED, PARTIALLY_COMPLETED]],
-		},
-	):
-		return _("it already has a run")
 	return None
 
 

@@ -131,15 +131,16 @@ def ensure_customer(
 				"doctype": "Customer",
 				"customer_name": customer_name,
 				"customer_type": "Company",
-				"customer_group": customer_group or _leaf("Customer Group"),
-				"territory": _leaf("Territory"),
+				"customer_group": customer_group or leaf_record("Customer Group"),
+				"territory": leaf_record("Territory"),
 				"default_currency": currency,
 			}
 		).insert()
 	return customer_name
 
 
-def _leaf(doctype: str) -> str:
+def leaf_record(doctype: str) -> str:
+	"""The first non-group record of a tree DocType (Customer Group, Territory, Item Group, ...)."""
 	return frappe.db.get_value(
 		doctype, {"is_group": 0}, "name", order_by="creation asc"
 	) or frappe.db.get_value(doctype, {}, "name", order_by="lft asc")
@@ -160,7 +161,7 @@ def ensure_item(item_code: str, is_stock_item: int = 1, valuation_rate: float = 
 				"doctype": "Item",
 				"item_code": item_code,
 				"item_name": item_code,
-				"item_group": _leaf("Item Group"),
+				"item_group": leaf_record("Item Group"),
 				"stock_uom": "Nos",
 				"is_stock_item": is_stock_item,
 				"include_item_in_manufacturing": 0,

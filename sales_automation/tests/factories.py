@@ -10,6 +10,7 @@ from sales_automation.setup.demo import (
 	ensure_customer,
 	ensure_item,
 	ensure_mode_of_payment,
+	leaf_record,
 	receive_stock,
 )
 
@@ -103,14 +104,12 @@ def ensure_ledger_account(
 def make_customer(prefix: str = "_SA Customer", **fields) -> str:
 	"""A new customer with a unique name, so the rules of one test never match another's orders."""
 	name = f"{prefix} {frappe.generate_hash(length=8)}"
-	from sales_automation.setup.demo import _leaf
-
 	frappe.get_doc(
 		{
 			"doctype": "Customer",
 			"customer_name": name,
-			"customer_group": _leaf("Customer Group"),
-			"territory": _leaf("Territory"),
+			"customer_group": leaf_record("Customer Group"),
+			"territory": leaf_record("Territory"),
 			**fields,
 		}
 	).insert()

@@ -8,6 +8,7 @@ import requests
 import frappe
 from frappe.tests.utils import FrappeTestCase
 
+from sales_automation.live_server import LiveServer
 from sales_automation.setup.demo import SALES_ROLES, ensure_api_user
 from sales_automation.tests.factories import (
 	count_documents,
@@ -18,7 +19,6 @@ from sales_automation.tests.factories import (
 	order_payload,
 	test_env,
 )
-from sales_automation.tests.live_server import LiveServer
 
 ENDPOINT = "/api/method/sales_automation.api.run_sales_cycle"
 

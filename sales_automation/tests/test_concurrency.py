@@ -21,6 +21,7 @@ from sales_automation import locks
 from sales_automation.api import run_sales_cycle
 from sales_automation.api.runs import resume_run
 from sales_automation.exceptions import DatabaseBusyError, OrderBusyError
+from sales_automation.live_server import LiveServer
 from sales_automation.setup.demo import SALES_ROLES, ensure_api_user
 from sales_automation.tests.factories import (
 	count_documents,
@@ -34,7 +35,6 @@ from sales_automation.tests.factories import (
 	run_of,
 	test_env,
 )
-from sales_automation.tests.live_server import LiveServer
 
 API = "/api/method/sales_automation.api"
 

@@ -17,6 +17,7 @@ from frappe.utils.change_log import get_versions
 from frappe.utils.password import update_password
 
 from sales_automation import engine
+from sales_automation.live_server import LiveServer
 from sales_automation.setup.demo import receive_stock
 from sales_automation.tests.factories import (
 	documents_of,
@@ -27,7 +28,6 @@ from sales_automation.tests.factories import (
 	run_of,
 	test_env,
 )
-from sales_automation.tests.live_server import LiveServer
 
 REPO = Path(__file__).resolve().parents[2]
 BROWSER_TESTS = REPO / "browser_tests"

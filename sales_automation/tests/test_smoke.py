@@ -8,9 +8,9 @@ from erpnext.accounts.doctype.payment_entry.payment_entry import get_payment_ent
 from erpnext.selling.doctype.sales_order.sales_order import make_delivery_note
 from erpnext.stock.doctype.delivery_note.delivery_note import make_sales_invoice
 
+from sales_automation.live_server import LiveServer, rest_cycle
 from sales_automation.setup.demo import SALES_ROLES, ensure_api_user
 from sales_automation.tests.factories import gl_totals, make_item, make_sales_order, test_env
-from sales_automation.tests.live_server import LiveServer, rest_cycle
 
 
 class TestEnvironmentSmoke(FrappeTestCase):
