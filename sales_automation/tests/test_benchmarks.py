@@ -17,7 +17,7 @@ class TestBenchmarkScript(FrappeTestCase):
 			orders=2, reps=1, lines="1,2", workers=1, out_dir=out_dir, chart=False, profile_reps=1
 		)
 
-		self.assertEqual(set(results["variants"]), {"a_1", "b_1", "c_1", "i_1", "b_2", "c_2"})
+		self.assertEqual(set(results["variants"]), {"a_1", "b_1", "c_1", "i_1", "r_1", "b_2", "c_2"})
 		self.assertTrue(all(stats["median_ms"] > 0 for stats in results["variants"].values()))
 		self.assertEqual(results["d"]["runs_by_status"], {"Completed": 2})
 		self.assertEqual(results["d"]["duplicates"], 0)
@@ -34,10 +34,12 @@ class TestBenchmarkScript(FrappeTestCase):
 				"g_duplicates",
 				"b_over_c_1",
 				"b_over_c_2",
+				"overhead_1",
+				"overhead_2",
 				"a_over_b_with_no_app_cost",
 			},
 		)
-		self.assertEqual(set(results["paired"]), {"request_ms", "app_ms", "rest_extra_ms"})
+		self.assertEqual(set(results["paired"]), {"request_ms", "bare_request_ms", "app_ms", "rest_extra_ms"})
 		# the profile finds the cycle's documents (most of the call) and names what the app spends on
 		profile = results["profile"]
 		self.assertGreater(profile["erpnext_share"], 0.5)
