@@ -17,6 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import frappe
+from frappe.query_builder.functions import Count
 from frappe.utils import add_days, nowdate
 
 from sales_automation.setup.demo import (
@@ -313,11 +314,13 @@ def background(env, orders: int, workers: int) -> dict:
 			process.terminate()
 		for process in processes:
 			process.wait(timeout=30)
-	statuses = frappe.get_all(
-		"Sales Automation Run",
-		filters={"sales_order": ["in", names]},
-		fields=["status", "count(name) as runs"],
-		group_by="status",
+	Run = frappe.qb.DocType("Sales Automation Run")
+	statuses = (
+		frappe.qb.from_(Run)
+		.select(Run.status, Count(Run.name))
+		.where(Run.sales_order.isin(names or [""]))
+		.groupby(Run.status)
+		.run()
 	)
 	return {
 		"orders": orders,
@@ -325,7 +328,7 @@ def background(env, orders: int, workers: int) -> dict:
 		"seconds": round(elapsed, 2),
 		"submit_seconds": round(submitted, 2),
 		"orders_per_minute": round(orders / elapsed * 60, 1),
-		"runs_by_status": {row.status: row.runs for row in statuses},
+		"runs_by_status": dict(statuses),
 		"duplicates": duplicates(names),
 	}
 
@@ -357,31 +360,37 @@ def same_order_race(server, http, env, orders: int, callers: int) -> dict:
 
 def duplicates(sales_order_names: list[str]) -> int:
 	"""Documents beyond one DN, one SI and one PE per order."""
-	extra = 0
+	names = sales_order_names or [""]
+	counts = []
 	for child, field, parenttype in (
 		("Delivery Note Item", "against_sales_order", "Delivery Note"),
 		("Sales Invoice Item", "sales_order", "Sales Invoice"),
 	):
-		rows = frappe.get_all(
-			child,
-			filters={field: ["in", sales_order_names], "docstatus": ["<", 2], "parenttype": parenttype},
-			fields=[f"{field} as sales_order", "count(distinct parent) as documents"],
-			group_by=field,
-		)
-		extra += sum(row.documents - 1 for row in rows if row.documents > 1)
+		row = frappe.qb.DocType(child)
+		counts += documents_per(row, row[field], names, row.parenttype == parenttype)
 	invoices = frappe.get_all(
 		"Sales Invoice Item",
-		filters={"sales_order": ["in", sales_order_names], "docstatus": ["<", 2]},
+		filters={"sales_order": ["in", names], "docstatus": ["<", 2]},
 		pluck="parent",
 		distinct=True,
 	)
-	rows = frappe.get_all(
-		"Payment Entry Reference",
-		filters={"reference_name": ["in", invoices or [""]], "docstatus": ["<", 2]},
-		fields=["reference_name", "count(distinct parent) as documents"],
-		group_by="reference_name",
+	reference = frappe.qb.DocType("Payment Entry Reference")
+	counts += documents_per(
+		reference, reference.reference_name, invoices or [""], reference.parenttype.isnotnull()
 	)
-	return extra + sum(row.documents - 1 for row in rows if row.documents > 1)
+	return sum(documents - 1 for documents in counts if documents > 1)
+
+
+def documents_per(table, link, values: list[str], condition) -> list[int]:
+	"""How many distinct live parent documents each linked value has (aggregates through frappe.qb)."""
+	return [
+		documents
+		for _link, documents in frappe.qb.from_(table)
+		.select(link, Count(table.parent).distinct())
+		.where(link.isin(values) & (table.docstatus < 2) & condition)
+		.groupby(link)
+		.run()
+	]
 
 
 # --- set-up and reporting ----------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Small factories for tests: one test company with bank and cash, stocked items, orders."""
 
 import frappe
+from frappe.query_builder.functions import Sum
 from frappe.utils import add_days, flt, nowdate
 
 from sales_automation.setup.demo import (
@@ -72,12 +73,14 @@ def make_sales_order(items: list[dict], submit: bool = True, automate: bool = Tr
 
 def gl_totals(voucher_names: list[str]) -> tuple[float, float]:
 	"""Sum of debit and credit over the live GL entries of the given vouchers."""
-	rows = frappe.get_all(
-		"GL Entry",
-		filters={"voucher_no": ["in", voucher_names], "is_cancelled": 0},
-		fields=["sum(debit) as debit", "sum(credit) as credit"],
+	entry = frappe.qb.DocType("GL Entry")
+	debit, credit = (
+		frappe.qb.from_(entry)
+		.select(Sum(entry.debit), Sum(entry.credit))
+		.where(entry.voucher_no.isin(voucher_names or [""]) & (entry.is_cancelled == 0))
+		.run()[0]
 	)
-	return flt(rows[0].debit, 2), flt(rows[0].credit, 2)
+	return flt(debit, 2), flt(credit, 2)
 
 
 def count_documents() -> dict:

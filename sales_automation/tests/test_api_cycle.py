@@ -1,7 +1,6 @@
 """The one-call endpoints, in-process: atomicity, idempotency, dry run, permissions, step endpoints."""
 
 import frappe
-from frappe.tests.utils import FrappeTestCase
 from frappe.utils import flt
 
 from sales_automation.api import deliver, invoice, pay, run_sales_cycle
@@ -12,6 +11,7 @@ from sales_automation.exceptions import (
 	StepFailedError,
 )
 from sales_automation.setup.demo import SALES_ROLES, ensure_api_user, ensure_mode_of_payment
+from sales_automation.tests.base import IntegrationTestCase
 from sales_automation.tests.factories import (
 	COMPANY,
 	count_documents,
@@ -26,7 +26,7 @@ from sales_automation.tests.factories import (
 )
 
 
-class APITestCase(FrappeTestCase):
+class APITestCase(IntegrationTestCase):
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()

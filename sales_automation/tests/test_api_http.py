@@ -6,10 +6,10 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 import frappe
-from frappe.tests.utils import FrappeTestCase
 
 from sales_automation.live_server import LiveServer
 from sales_automation.setup.demo import SALES_ROLES, ensure_api_user
+from sales_automation.tests.base import IntegrationTestCase
 from sales_automation.tests.factories import (
 	count_documents,
 	gl_totals,
@@ -23,7 +23,7 @@ from sales_automation.tests.factories import (
 ENDPOINT = "/api/method/sales_automation.api.run_sales_cycle"
 
 
-class TestRunSalesCycleOverHTTP(FrappeTestCase):
+class TestRunSalesCycleOverHTTP(IntegrationTestCase):
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()

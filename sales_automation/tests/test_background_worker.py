@@ -6,9 +6,9 @@ import sys
 import time
 
 import frappe
-from frappe.tests.utils import FrappeTestCase
 
 from sales_automation.setup.demo import SALES_ROLES, ensure_api_user
+from sales_automation.tests.base import IntegrationTestCase
 from sales_automation.tests.factories import (
 	documents_of,
 	make_customer,
@@ -19,7 +19,7 @@ from sales_automation.tests.factories import (
 )
 
 
-class TestBackgroundWorker(FrappeTestCase):
+class TestBackgroundWorker(IntegrationTestCase):
 	def test_worker_process_completes_the_run_queued_after_commit(self):
 		user = "_sa_worker_clerk@example.com"
 		ensure_api_user(user, SALES_ROLES)

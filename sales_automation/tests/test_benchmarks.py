@@ -5,12 +5,12 @@ import os
 import tempfile
 
 import frappe
-from frappe.tests.utils import FrappeTestCase
 
 from sales_automation import benchmarks
+from sales_automation.tests.base import IntegrationTestCase
 
 
-class TestBenchmarkScript(FrappeTestCase):
+class TestBenchmarkScript(IntegrationTestCase):
 	def test_tiny_benchmark_measures_every_variant_without_duplicates(self):
 		out_dir = tempfile.mkdtemp()
 		results = benchmarks.run(

@@ -1,11 +1,11 @@
 """Bulk runs: many submitted orders through the background queue, each once, failures isolated."""
 
 import frappe
-from frappe.tests.utils import FrappeTestCase
 
 from sales_automation import engine
 from sales_automation.api.runs import bulk_status, run_bulk
 from sales_automation.setup.demo import ensure_api_user
+from sales_automation.tests.base import IntegrationTestCase
 from sales_automation.tests.factories import (
 	documents_of,
 	make_customer,
@@ -17,7 +17,7 @@ from sales_automation.tests.factories import (
 )
 
 
-class TestBulkRun(FrappeTestCase):
+class TestBulkRun(IntegrationTestCase):
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()

@@ -1,11 +1,11 @@
 """Cancelling the cycle: reverse order, all or nothing, stock and ledgers back to before the cycle."""
 
 import frappe
-from frappe.tests.utils import FrappeTestCase
 from frappe.utils import flt
 
 from sales_automation.api.runs import cancel_cycle
 from sales_automation.exceptions import CycleNotCancellableError
+from sales_automation.tests.base import IntegrationTestCase
 from sales_automation.tests.factories import (
 	make_customer,
 	make_item,
@@ -26,7 +26,7 @@ def cycle_documents(sales_order, run) -> list[tuple[str, str]]:
 	]
 
 
-class TestCancelCycle(FrappeTestCase):
+class TestCancelCycle(IntegrationTestCase):
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()

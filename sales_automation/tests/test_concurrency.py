@@ -14,7 +14,6 @@ import pymysql
 
 import frappe
 from frappe.model.naming import parse_naming_series
-from frappe.tests.utils import FrappeTestCase
 from frappe.utils import flt
 
 from sales_automation import locks
@@ -23,6 +22,7 @@ from sales_automation.api.runs import resume_run
 from sales_automation.exceptions import DatabaseBusyError, OrderBusyError
 from sales_automation.live_server import LiveServer
 from sales_automation.setup.demo import SALES_ROLES, ensure_api_user
+from sales_automation.tests.base import IntegrationTestCase
 from sales_automation.tests.factories import (
 	count_documents,
 	documents_of,
@@ -82,7 +82,7 @@ def start_worker(burst: bool = True) -> subprocess.Popen:
 	)
 
 
-class ConcurrencyTestCase(FrappeTestCase):
+class ConcurrencyTestCase(IntegrationTestCase):
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()

@@ -2,7 +2,6 @@
 report, the run chart and the workspace's records."""
 
 import frappe
-from frappe.tests.utils import FrappeTestCase
 from frappe.utils import add_to_date, now_datetime
 
 from sales_automation import engine
@@ -15,6 +14,7 @@ from sales_automation.sales_automation.report.orders_stuck_between_steps import 
 	orders_stuck_between_steps as stuck_report,
 )
 from sales_automation.setup.demo import receive_stock
+from sales_automation.tests.base import IntegrationTestCase
 from sales_automation.tests.factories import (
 	documents_of,
 	make_customer,
@@ -33,7 +33,7 @@ def age(doctype: str, name: str, minutes: int):
 	)
 
 
-class TestOrderAutomation(FrappeTestCase):
+class TestOrderAutomation(IntegrationTestCase):
 	def test_a_completed_run_is_shown_with_its_documents_and_offers_cancel_not_run(self):
 		customer = make_customer()
 		make_rule(customer)
@@ -114,7 +114,7 @@ class TestOrderAutomation(FrappeTestCase):
 			frappe.set_user("Administrator")
 
 
-class TestStuckRuns(FrappeTestCase):
+class TestStuckRuns(IntegrationTestCase):
 	def test_the_stuck_filter_lists_runs_not_done_within_the_settings_time_only(self):
 		customer = make_customer()
 		make_rule(customer, execution_mode="Background")
@@ -132,7 +132,7 @@ class TestStuckRuns(FrappeTestCase):
 		self.assertNotIn(recent.name, stuck)
 
 
-class TestOrdersStuckBetweenSteps(FrappeTestCase):
+class TestOrdersStuckBetweenSteps(IntegrationTestCase):
 	def report(self, **filters):
 		_columns, data = stuck_report.execute({"company": test_env().company, **filters})
 		return {row["sales_order"]: row for row in data}
@@ -227,7 +227,7 @@ class TestOrdersStuckBetweenSteps(FrappeTestCase):
 		self.assertNotIn(sales_order.name, self.report(customer=customer))
 
 
-class TestRunsChartAndWorkspace(FrappeTestCase):
+class TestRunsChartAndWorkspace(IntegrationTestCase):
 	def test_the_chart_counts_todays_runs_by_status(self):
 		customer = make_customer()
 		make_rule(customer)
@@ -273,7 +273,7 @@ class TestRunsChartAndWorkspace(FrappeTestCase):
 		self.assertEqual(get_result(card.as_dict(), card.filters_json), before + 1)
 
 
-class TestSharedNames(FrappeTestCase):
+class TestSharedNames(IntegrationTestCase):
 	def test_the_desk_gets_the_run_statuses_and_roles_from_the_server_at_boot(self):
 		from sales_automation.boot import boot_session
 

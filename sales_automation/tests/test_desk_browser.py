@@ -12,13 +12,13 @@ import sys
 from pathlib import Path
 
 import frappe
-from frappe.tests.utils import FrappeTestCase
 from frappe.utils.change_log import get_versions
 from frappe.utils.password import update_password
 
 from sales_automation import engine
 from sales_automation.live_server import LiveServer
 from sales_automation.setup.demo import receive_stock
+from sales_automation.tests.base import IntegrationTestCase
 from sales_automation.tests.factories import (
 	documents_of,
 	make_customer,
@@ -66,7 +66,7 @@ def ensure_desk_user():
 	frappe.db.set_value("User", DESK_USER, "last_known_versions", json.dumps(get_versions()))
 
 
-class TestDeskInBrowser(FrappeTestCase):
+class TestDeskInBrowser(IntegrationTestCase):
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()

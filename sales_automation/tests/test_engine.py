@@ -5,7 +5,6 @@ from unittest.mock import patch
 from rq.job import JobStatus
 
 import frappe
-from frappe.tests.utils import FrappeTestCase
 from frappe.utils import add_days, add_to_date, cint, flt, now_datetime, nowdate
 from frappe.utils.background_jobs import get_job
 
@@ -13,6 +12,7 @@ from sales_automation import engine, locks
 from sales_automation.api.runs import resume_run
 from sales_automation.exceptions import StepFailedError
 from sales_automation.setup.demo import ensure_account, ensure_api_user, receive_stock
+from sales_automation.tests.base import IntegrationTestCase
 from sales_automation.tests.factories import (
 	COMPANY,
 	documents_of,
@@ -27,7 +27,7 @@ from sales_automation.tests.factories import (
 )
 
 
-class EngineTestCase(FrappeTestCase):
+class EngineTestCase(IntegrationTestCase):
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()

@@ -6,12 +6,13 @@ import os
 import yaml
 
 import frappe
-from frappe.tests.utils import FrappeTestCase
+
+from sales_automation.tests.base import IntegrationTestCase
 
 SPEC = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "openapi.yaml")
 
 
-class TestOpenAPI(FrappeTestCase):
+class TestOpenAPI(IntegrationTestCase):
 	def test_documented_methods_exist_with_the_documented_arguments(self):
 		with open(SPEC) as spec_file:
 			spec = yaml.safe_load(spec_file)

@@ -2,12 +2,12 @@
 drop-ship lines, deliveries made by hand, and the setups it leaves alone."""
 
 import frappe
-from frappe.tests.utils import FrappeTestCase
 from frappe.utils import flt
 
 from sales_automation import engine
 from sales_automation.api import deliver, run_sales_cycle
 from sales_automation.exceptions import InvalidStateError, StepFailedError
+from sales_automation.tests.base import IntegrationTestCase
 from sales_automation.tests.factories import (
 	count_documents,
 	documents_of,
@@ -42,7 +42,7 @@ def make_supplier() -> str:
 	return name
 
 
-class OrderNeedsTestCase(FrappeTestCase):
+class OrderNeedsTestCase(IntegrationTestCase):
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()

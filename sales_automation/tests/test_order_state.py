@@ -2,11 +2,11 @@
 ERPNext's own status."""
 
 import frappe
-from frappe.tests.utils import FrappeTestCase
 
 from sales_automation import engine
 from sales_automation.api import deliver, run_sales_cycle
 from sales_automation.exceptions import InvalidStateError
+from sales_automation.tests.base import IntegrationTestCase
 from sales_automation.tests.factories import (
 	count_documents,
 	documents_of,
@@ -20,7 +20,7 @@ from sales_automation.tests.factories import (
 )
 
 
-class OrderStateTestCase(FrappeTestCase):
+class OrderStateTestCase(IntegrationTestCase):
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()

@@ -4,12 +4,12 @@ Each refusal is a 422 naming the field, before anything is written: no order, no
 
 import frappe
 from frappe.custom.doctype.custom_field.custom_field import create_custom_field
-from frappe.tests.utils import FrappeTestCase
 from frappe.utils import add_days, nowdate
 
 from sales_automation.api import run_sales_cycle
 from sales_automation.exceptions import InvalidRequestError
 from sales_automation.references import PLACEHOLDERS, fill_reference, pattern_error
+from sales_automation.tests.base import IntegrationTestCase
 from sales_automation.tests.factories import (
 	count_documents,
 	make_customer,
@@ -23,7 +23,7 @@ from sales_automation.tests.factories import (
 INT_FIELD = "sa_test_whole_units"
 
 
-class PayloadTestCase(FrappeTestCase):
+class PayloadTestCase(IntegrationTestCase):
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()

@@ -5,17 +5,17 @@ import time
 
 import frappe
 from frappe.core.doctype.log_settings.log_settings import _supports_log_clearing
-from frappe.tests.utils import FrappeTestCase
 from frappe.utils import add_days, now_datetime
 
 from sales_automation import engine, locks
 from sales_automation.api import deliver
 from sales_automation.exceptions import OrderBusyError
+from sales_automation.tests.base import IntegrationTestCase
 from sales_automation.tests.factories import make_customer, make_item, make_rule, make_sales_order, run_of
 from sales_automation.tests.test_concurrency import second_connection
 
 
-class TestSettings(FrappeTestCase):
+class TestSettings(IntegrationTestCase):
 	def tearDown(self):
 		frappe.db.set_single_value(
 			"Sales Automation Settings",

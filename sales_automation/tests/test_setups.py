@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import frappe
-from frappe.tests.utils import FrappeTestCase
+from frappe.query_builder.functions import Sum
 from frappe.utils import add_days, flt, nowdate
 
 from sales_automation import engine
@@ -33,6 +33,7 @@ from sales_automation.constants import (
 	SALES_INVOICE,
 	SAME_TRANSACTION,
 )
+from sales_automation.tests.base import IntegrationTestCase
 from sales_automation.tests.factories import (
 	documents_of,
 	make_customer,
@@ -654,7 +655,7 @@ def assert_one_payment_for_every_invoice(test, documents):
 # --- the runner ------------------------------------------------------------------------------------
 
 
-class TestSetups(FrappeTestCase):
+class TestSetups(IntegrationTestCase):
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()
@@ -801,14 +802,14 @@ class TestSetups(FrappeTestCase):
 
 	def assert_gl_balanced(self, docs: dict):
 		vouchers = [name for names in docs.values() for name in names]
+		entry = frappe.qb.DocType("GL Entry")
 		totals = {
-			row.voucher_no: (flt(row.debit, 2), flt(row.credit, 2))
-			for row in frappe.get_all(
-				"GL Entry",
-				filters={"voucher_no": ["in", vouchers], "is_cancelled": 0},
-				fields=["voucher_no", "sum(debit) as debit", "sum(credit) as credit"],
-				group_by="voucher_no",
-			)
+			voucher_no: (flt(debit, 2), flt(credit, 2))
+			for voucher_no, debit, credit in frappe.qb.from_(entry)
+			.select(entry.voucher_no, Sum(entry.debit), Sum(entry.credit))
+			.where(entry.voucher_no.isin(vouchers or [""]) & (entry.is_cancelled == 0))
+			.groupby(entry.voucher_no)
+			.run()
 		}
 		for name in docs[SI] + docs[PE]:
 			self.assertIn(name, totals, f"{name} posted to the ledger")

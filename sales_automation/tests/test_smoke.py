@@ -1,7 +1,6 @@
 """Smoke tests of the environment itself: ERPNext's own sales cycle, in-process and over HTTP."""
 
 import frappe
-from frappe.tests.utils import FrappeTestCase
 from frappe.utils import flt
 
 from erpnext.accounts.doctype.payment_entry.payment_entry import get_payment_entry
@@ -10,10 +9,11 @@ from erpnext.stock.doctype.delivery_note.delivery_note import make_sales_invoice
 
 from sales_automation.live_server import LiveServer, rest_cycle
 from sales_automation.setup.demo import SALES_ROLES, ensure_api_user
+from sales_automation.tests.base import IntegrationTestCase
 from sales_automation.tests.factories import gl_totals, make_item, make_sales_order, test_env
 
 
-class TestEnvironmentSmoke(FrappeTestCase):
+class TestEnvironmentSmoke(IntegrationTestCase):
 	def assert_cycle_closed(
 		self, sales_order_name, delivery_note_name, sales_invoice_name, payment_entry_name
 	):

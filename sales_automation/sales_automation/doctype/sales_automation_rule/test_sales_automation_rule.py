@@ -1,7 +1,7 @@
 import frappe
-from frappe.tests.utils import FrappeTestCase
 
 from sales_automation.exceptions import InvalidRuleError
+from sales_automation.tests.base import IntegrationTestCase
 from sales_automation.tests.factories import make_customer, make_mode_of_payment, make_rule, test_env
 
 INVALID_RULES = [
@@ -34,7 +34,7 @@ INVALID_RULES = [
 ]
 
 
-class TestSalesAutomationRule(FrappeTestCase):
+class TestSalesAutomationRule(IntegrationTestCase):
 	def test_invalid_combinations_are_refused_naming_the_field(self):
 		customer = make_customer()
 		for fields, label in INVALID_RULES:
