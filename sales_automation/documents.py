@@ -1,11 +1,20 @@
 """Reading the order and its documents, and ERPNext's mappers shaped for the steps: what an order
 holds, what links to it, and the unsaved documents the steps save."""
 
+from typing import TYPE_CHECKING
+
 import frappe
 from frappe import _
+from frappe.model.document import Document
 from frappe.utils import flt
 
 from sales_automation.constants import PAYMENT_ENTRY, SALES_INVOICE
+
+if TYPE_CHECKING:
+	from erpnext.accounts.doctype.payment_entry.payment_entry import PaymentEntry
+	from erpnext.accounts.doctype.sales_invoice.sales_invoice import SalesInvoice
+	from erpnext.selling.doctype.sales_order.sales_order import SalesOrder
+	from erpnext.stock.doctype.delivery_note.delivery_note import DeliveryNote
 
 ORDER_FIELDS = (
 	"name",
@@ -68,7 +77,7 @@ def order_totals(sales_order) -> dict:
 	}
 
 
-def map_delivery_note(sales_order_name: str):
+def map_delivery_note(sales_order_name: str) -> "DeliveryNote":
 	from erpnext.selling.doctype.sales_order.sales_order import make_delivery_note
 
 	delivery_note = make_delivery_note(sales_order_name)
@@ -76,7 +85,7 @@ def map_delivery_note(sales_order_name: str):
 	return delivery_note
 
 
-def batches_picked_by_erpnext(document):
+def batches_picked_by_erpnext(document: "DeliveryNote | SalesInvoice") -> None:
 	"""Rows of batch items with no batch chosen take their batches from ERPNext's outward bundle, FIFO
 	across as many batches as the quantity needs. With Stock Settings' use_serial_batch_fields (on by
 	default) ERPNext would put one batch on the row and refuse the submit when that batch runs short."""
@@ -90,7 +99,7 @@ def batches_picked_by_erpnext(document):
 			row.use_serial_batch_fields = 0
 
 
-def map_invoice_from_order(sales_order_name: str):
+def map_invoice_from_order(sales_order_name: str) -> "SalesInvoice":
 	from erpnext.selling.doctype.sales_order.sales_order import make_sales_invoice
 
 	sales_invoice = make_sales_invoice(sales_order_name)
@@ -99,7 +108,7 @@ def map_invoice_from_order(sales_order_name: str):
 	return sales_invoice
 
 
-def map_invoice_from_delivery_note(delivery_note_name: str):
+def map_invoice_from_delivery_note(delivery_note_name: str) -> "SalesInvoice | None":
 	"""An invoice of what the note has neither billed nor had returned yet; None when that is nothing."""
 	from erpnext.stock.doctype.delivery_note.delivery_note import make_sales_invoice
 
@@ -117,7 +126,7 @@ def map_invoice_from_delivery_note(delivery_note_name: str):
 	return make_sales_invoice(delivery_note_name) if pending else None
 
 
-def merge_rows(sales_invoice, other):
+def merge_rows(sales_invoice: "SalesInvoice | None", other: "SalesInvoice | None") -> "SalesInvoice | None":
 	"""One invoice for several sources: `other`'s item rows join `sales_invoice` (either may be None)."""
 	if other is None or sales_invoice is None:
 		return sales_invoice or other
@@ -132,7 +141,9 @@ def merge_rows(sales_invoice, other):
 ROW_KEYS_NOT_COPIED = ("name", "idx", "parent", "parentfield", "parenttype", "doctype", "docstatus")
 
 
-def add_order_rows(sales_invoice, sales_order_name: str, quantities: dict):
+def add_order_rows(
+	sales_invoice: "SalesInvoice | None", sales_order_name: str, quantities: dict
+) -> "SalesInvoice":
 	"""Bill order rows ({so_detail: qty}) that no Delivery Note carries (drop-ship), in `sales_invoice`
 	or in a new invoice from the order."""
 	from_order = map_invoice_from_order(sales_order_name)
@@ -144,7 +155,7 @@ def add_order_rows(sales_invoice, sales_order_name: str, quantities: dict):
 	return merge_rows(sales_invoice, from_order)
 
 
-def keep_drop_ship_rows(sales_invoice, sales_order, quantities: dict):
+def keep_drop_ship_rows(sales_invoice: "SalesInvoice", sales_order: frappe._dict, quantities: dict) -> None:
 	"""In an invoice from the order, bill drop-shipped rows only as far as the rule allows now."""
 	drop_shipped = {row.name for row in sales_order.lines if row.delivered_by_supplier}
 	if not drop_shipped:
@@ -160,7 +171,7 @@ def keep_drop_ship_rows(sales_invoice, sales_order, quantities: dict):
 	renumber(sales_invoice)
 
 
-def cap_to_unbilled(sales_invoice, sales_order):
+def cap_to_unbilled(sales_invoice: "SalesInvoice", sales_order: frappe._dict) -> None:
 	"""Never bill an order row beyond what is left of it: an invoice made by hand may have billed part."""
 	lines = {row.name: row for row in sales_order.lines}
 	left = {name: flt(row.amount) - flt(row.billed_amt) for name, row in lines.items()}
@@ -178,13 +189,13 @@ def cap_to_unbilled(sales_invoice, sales_order):
 		renumber(sales_invoice)
 
 
-def renumber(document):
+def renumber(document: Document) -> None:
 	for idx, row in enumerate(document.items, start=1):
 		row.idx = idx
 	document.calculate_taxes_and_totals()
 
 
-def add_references(payment_entry, other):
+def add_references(payment_entry: "PaymentEntry", other: "PaymentEntry") -> None:
 	"""One Payment Entry for several invoices: `other`'s references and amounts join `payment_entry`."""
 	for reference in other.references:
 		payment_entry.append(
@@ -195,7 +206,7 @@ def add_references(payment_entry, other):
 	payment_entry.received_amount = flt(payment_entry.received_amount) + flt(other.received_amount)
 
 
-def cap_rows(document, caps: dict):
+def cap_rows(document: Document, caps: dict) -> None:
 	"""Lower mapped rows to the qty that can ship (`caps` by Sales Order row) and drop empty rows."""
 	if not caps:
 		return

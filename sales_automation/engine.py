@@ -13,6 +13,7 @@ makes a second document: that is what makes retry and resume safe.
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import frappe
 from frappe import _
@@ -72,6 +73,12 @@ from sales_automation.run_log import (
 from sales_automation.settings import get_settings, order_lock_wait
 from sales_automation.steps import Cycle
 
+if TYPE_CHECKING:
+	from erpnext.accounts.doctype.payment_entry.payment_entry import PaymentEntry
+	from erpnext.accounts.doctype.sales_invoice.sales_invoice import SalesInvoice
+	from erpnext.selling.doctype.sales_order.sales_order import SalesOrder
+	from erpnext.stock.doctype.delivery_note.delivery_note import DeliveryNote
+
 STEP_SAVEPOINT = "sales_automation_step"
 
 
@@ -102,7 +109,7 @@ class Outcome:
 
 
 def start_for_order(
-	sales_order,
+	sales_order: "SalesOrder",
 	trigger: str = "Submit",
 	rule_name: str | None = None,
 	execution_mode=None,
@@ -133,7 +140,7 @@ def start_for_order(
 	return run
 
 
-def resume(run):
+def resume(run: Document) -> Document:
 	"""Continue a run from its first step not done (Retry / Resume); runs in the caller's request.
 
 	A run still being executed (its order's lock is held) is refused with OrderBusyError (409); a run
@@ -229,7 +236,7 @@ def execute(
 	return outcome
 
 
-def check_in_scope(sales_order_name: str):
+def check_in_scope(sales_order_name: str) -> None:
 	"""Refuse, naming the field, an order the cycle does not automate."""
 	if frappe.db.get_value("Sales Order", sales_order_name, "is_internal_customer"):
 		error = InvalidStateError(gate.out_of_scope_reason(sales_order_name))

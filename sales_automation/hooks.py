@@ -8,6 +8,9 @@ app_license = "mit"
 # org/repo form: a bare app name makes install-app look the app up on GitHub
 required_apps = ["frappe/erpnext"]
 
+# DocType controllers get typed field annotations when saved in developer mode
+export_python_type_annotations = True
+
 after_install = "sales_automation.setup.install.after_install"
 before_tests = "sales_automation.tests.before_tests"
 

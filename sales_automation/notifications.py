@@ -2,9 +2,10 @@
 
 import frappe
 from frappe import _
+from frappe.model.document import Document
 
 
-def notify_failure(run):
+def notify_failure(run: Document) -> None:
 	"""Tell the rule's owner, or the System Managers, in the desk that the run failed for good."""
 	from frappe.desk.doctype.notification_log.notification_log import make_notification_logs
 

@@ -4,6 +4,7 @@ import json
 
 import frappe
 from frappe import _
+from frappe.model.document import Document
 
 from sales_automation.constants import (
 	DELIVERY_NOTE,
@@ -59,7 +60,7 @@ def plan_steps(rule) -> list[str]:
 	return steps
 
 
-def rule_of(run):
+def rule_of(run: Document) -> Document:
 	"""The rule a run follows: the snapshot taken when it started (so retries follow the same rule)."""
 	if run.rule_snapshot:
 		rule = frappe.new_doc("Sales Automation Rule")

@@ -4,6 +4,7 @@ import json
 
 import frappe
 from frappe import _
+from frappe.model.document import Document
 from frappe.utils import add_to_date, cint, get_datetime, now, now_datetime, strip_html
 
 from sales_automation.constants import FAILED, PENDING, QUEUED, SAME_TRANSACTION
@@ -44,7 +45,7 @@ def create_run(
 	return run
 
 
-def save_run(run):
+def save_run(run: Document) -> None:
 	# The run log is the app's own bookkeeping, written for whoever submitted the order; the documents
 	# of the cycle are created with the caller's own permissions. Its links are all to records the
 	# engine has just read or made.
@@ -56,7 +57,7 @@ def save_run(run):
 		run.save()
 
 
-def record_progress(run, step):
+def record_progress(run: Document, step: Document) -> None:
 	"""Write a step just done and the run's fields it set, between the full saves of a saved run.
 
 	Two plain updates instead of a save (which reloads the run with every step to compare, validates
@@ -90,7 +91,9 @@ def raise_step_failure(step: str, exc: Exception):
 		raise error from exc
 
 
-def record_failure(run, step, exc: Exception, settings, retry: bool = True):
+def record_failure(
+	run: Document, step: Document | None, exc: Exception, settings: Document, retry: bool = True
+) -> None:
 	"""Record a failed step (or, with `step` None, a run refused before its first step)."""
 	message = error_message(exc)
 	if step:

@@ -2,6 +2,7 @@
 exists, decides what is left under the order's lock, and makes at most the one document that covers it."""
 
 import json
+from typing import TYPE_CHECKING
 
 import frappe
 from frappe import _
@@ -42,6 +43,12 @@ from sales_automation.exceptions import StepFailedError, StockShortageError
 from sales_automation.progress import what_is_left
 from sales_automation.references import fill_reference
 
+if TYPE_CHECKING:
+	from erpnext.accounts.doctype.payment_entry.payment_entry import PaymentEntry
+	from erpnext.accounts.doctype.sales_invoice.sales_invoice import SalesInvoice
+	from erpnext.selling.doctype.sales_order.sales_order import SalesOrder
+	from erpnext.stock.doctype.delivery_note.delivery_note import DeliveryNote
+
 
 class Cycle:
 	"""The steps of one run. Each re-reads the order and the documents already linked to it."""
@@ -69,7 +76,7 @@ class Cycle:
 		Two light queries instead of loading the whole document with all its child tables."""
 		return order_state(self.run.sales_order)
 
-	def run_step(self, step):
+	def run_step(self, step: Document) -> None:
 		handler = {DELIVERY_NOTE: self.deliver, SALES_INVOICE: self.invoice, PAYMENT_ENTRY: self.pay}[
 			step.step
 		]
@@ -326,7 +333,9 @@ class Cycle:
 			SALES_INVOICE, "sales_order", sales_order_name, {"outstanding_amount": [">", 0]}
 		)
 
-	def map_payment(self, sales_order, reference_doctype: str, reference_name: str):
+	def map_payment(
+		self, sales_order: frappe._dict, reference_doctype: str, reference_name: str
+	) -> "PaymentEntry":
 		from erpnext.accounts.doctype.payment_entry.payment_entry import get_payment_entry
 		from erpnext.accounts.doctype.sales_invoice.sales_invoice import get_bank_cash_account
 
@@ -357,7 +366,7 @@ class Cycle:
 
 	# shared ----------------------------------------------------------------------------------------
 
-	def save_new(self, document, submit: bool, message: str | None):
+	def save_new(self, document: Document, submit: bool, message: str | None) -> tuple:
 		"""Insert a mapped document, submitted in the same save when the rule says so.
 
 		submit() on an unsaved document inserts and submits in one save: ERPNext validates it once,
@@ -369,7 +378,7 @@ class Cycle:
 		self.created.add(document.name)
 		return COMPLETED, document, message
 
-	def finish_document(self, document, submit: bool, message: str | None):
+	def finish_document(self, document: Document, submit: bool, message: str | None) -> tuple:
 		if submit and document.docstatus == 0:
 			document.submit()
 		return COMPLETED, document, message
