@@ -108,10 +108,15 @@ def map_invoice_from_order(sales_order_name: str) -> "SalesInvoice":
 	return sales_invoice
 
 
-def map_invoice_from_delivery_note(delivery_note_name: str) -> "SalesInvoice | None":
-	"""An invoice of what the note has neither billed nor had returned yet; None when that is nothing."""
+def map_invoice_from_delivery_note(
+	delivery_note_name: str, nothing_billed: bool = False
+) -> "SalesInvoice | None":
+	"""An invoice of what the note has neither billed nor had returned yet; None when that is nothing.
+	`nothing_billed`: the note was made in this same execution, so all of it is pending."""
 	from erpnext.stock.doctype.delivery_note.delivery_note import make_sales_invoice
 
+	if nothing_billed:
+		return make_sales_invoice(delivery_note_name)
 	pending = frappe.db.sql(  # nosemgrep - correlated sums, as ERPNext's own mapper computes what is pending
 		"""select 1 from `tabDelivery Note Item` item
 		where item.parent = %(note)s and item.qty > ifnull((

@@ -18,9 +18,10 @@ def create_run(
 	sales_order, rule, reason: str, trigger: str, execution_mode: str, steps=None, payment: dict | None = None
 ):
 	"""Record a run of `rule` (saved or not) for the order; `steps` narrows the rule's steps."""
-	run = frappe.new_doc("Sales Automation Run")
-	run.update(
+	# get_doc, not new_doc: every field is set here, and new_doc's look-ups of user defaults cost more
+	run = frappe.get_doc(
 		{
+			"doctype": "Sales Automation Run",
 			"sales_order": sales_order.name,
 			"company": sales_order.company,
 			"customer": sales_order.customer,
@@ -51,7 +52,7 @@ def save_run(run: Document) -> None:
 	# engine has just read or made.
 	run.flags.ignore_permissions = True
 	run.flags.ignore_links = True
-	if run.is_new():
+	if run.is_new() or not run.name:
 		run.insert()
 	else:
 		run.save()

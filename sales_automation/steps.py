@@ -200,7 +200,10 @@ class Cycle:
 			# every submitted note of the order not fully billed, whoever made it, in one invoice
 			sales_invoice = None
 			for delivery_note_name in self.unbilled_delivery_notes(sales_order.name):
-				sales_invoice = merge_rows(sales_invoice, map_invoice_from_delivery_note(delivery_note_name))
+				mapped = map_invoice_from_delivery_note(
+					delivery_note_name, nothing_billed=delivery_note_name in self.created
+				)
+				sales_invoice = merge_rows(sales_invoice, mapped)
 			if drop_ship:
 				sales_invoice = add_order_rows(sales_invoice, sales_order.name, drop_ship)
 			if not sales_invoice:
@@ -297,8 +300,10 @@ class Cycle:
 				return SKIPPED, None, _("The order is already billed; nothing to pay in advance")
 		else:
 			reference_doctype = SALES_INVOICE
+			just_submitted = self.run.sales_invoice in self.created and self.rule.submit_sales_invoice
 			if (
 				self.run.sales_invoice
+				and not just_submitted
 				and frappe.db.get_value(SALES_INVOICE, self.run.sales_invoice, "docstatus") != 1
 			):
 				frappe.throw(

@@ -323,7 +323,18 @@ def run_engine(
 	if dry_run:
 		engine.execute(run, engine.Mode.WITHOUT_RETRIES, **context)
 		return preview(run, rule, reason)
-	return answer(engine.execute(run, engine.Mode.ATOMIC, **context))
+	outcome = engine.execute(run, engine.Mode.ATOMIC, **context)
+	if new_order:
+		set_erpnext_status(sales_order)
+	return answer(outcome)
+
+
+def set_erpnext_status(sales_order):
+	"""ERPNext sets a new document's status only on a later save (submit() of an unsaved order inserts
+	and submits it in one), so an order the call made whose cycle touched nothing else (no delivery, no
+	invoice) would show as Draft while submitted; the cycle's documents otherwise set it themselves."""
+	if frappe.db.get_value("Sales Order", sales_order.name, "status") == "Draft":
+		sales_order.set_status(update=True, update_modified=False)
 
 
 def check_permissions(run):
@@ -360,10 +371,23 @@ def load_rule(rule_name):
 
 
 def default_rule(**overrides):
-	rule = frappe.new_doc("Sales Automation Rule")
-	rule.update({**DEFAULT_RULE, **overrides})
+	"""An unsaved rule with the DocType's own defaults (never a user's: it has no conditions)."""
+	rule = frappe.get_doc(
+		{"doctype": "Sales Automation Rule", **rule_defaults(), **DEFAULT_RULE, **overrides}
+	)
 	rule.rule_name = _("Default")
 	return rule
+
+
+def rule_defaults() -> dict:
+	"""The field defaults of Sales Automation Rule, typed: cheaper than new_doc, which also looks up the
+	user's defaults and permissions for every field."""
+	defaults = {}
+	for df in frappe.get_meta("Sales Automation Rule").fields:
+		if df.default is None or df.fieldtype in ("Section Break", "Column Break", "Tab Break"):
+			continue
+		defaults[df.fieldname] = cint(df.default) if df.fieldtype in ("Check", "Int") else df.default
+	return defaults
 
 
 def existing_document(doctype: str, name, field: str):
@@ -423,8 +447,5 @@ def create_order(order: dict):
 	sales_order = frappe.get_doc({**copy.deepcopy(order), "doctype": "Sales Order"})
 	sales_order.flags.skip_sales_automation = True
 	sales_order.submit()  # inserts and submits in one save
-	# ERPNext sets a new document's status only on a later save; without this a submitted order whose
-	# cycle touches nothing else would show as Draft
-	sales_order.set_status(update=True, update_modified=False)
 	lock_order(sales_order.name)  # nobody else can see it yet: granted at once, held until commit
 	return sales_order
