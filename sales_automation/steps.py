@@ -94,11 +94,9 @@ class Cycle:
 
 	def deliver(self):
 		sales_order = self.order()
-		draft = self.may_have_drafts and linked_document(
-			DELIVERY_NOTE, "against_sales_order", sales_order.name, docstatus=0
-		)
+		draft = self.existing_draft(DELIVERY_NOTE, "against_sales_order", self.rule.submit_delivery_note)
 		if draft:
-			return self.finish_document(draft, self.rule.submit_delivery_note, _("Used the existing draft"))
+			return draft
 		rows = undelivered_stock_rows(sales_order.lines)
 		if not rows:
 			delivered = linked_document(DELIVERY_NOTE, "against_sales_order", sales_order.name, docstatus=1)
@@ -185,11 +183,9 @@ class Cycle:
 
 	def invoice(self):
 		sales_order = self.order()
-		draft = self.may_have_drafts and linked_document(
-			SALES_INVOICE, "sales_order", sales_order.name, docstatus=0
-		)
+		draft = self.existing_draft(SALES_INVOICE, "sales_order", self.rule.submit_sales_invoice)
 		if draft:
-			return self.finish_document(draft, self.rule.submit_sales_invoice, _("Used the existing draft"))
+			return draft
 		if flt(sales_order.per_billed) >= 100:
 			billed = linked_document(SALES_INVOICE, "sales_order", sales_order.name, docstatus=1)
 			return SKIPPED, billed, _("Already fully billed")
@@ -382,6 +378,16 @@ class Cycle:
 			document.insert()
 		self.created.add(document.name)
 		return COMPLETED, document, message
+
+	def existing_draft(self, doctype: str, link_field: str, submit: bool) -> tuple | None:
+		"""A draft of `doctype` already linked to the order, finished (submitted where the rule says),
+		as the step's result; None when there is none."""
+		draft = self.may_have_drafts and linked_document(
+			doctype, link_field, self.run.sales_order, docstatus=0
+		)
+		if draft:
+			return self.finish_document(draft, submit, _("Used the existing draft"))
+		return None
 
 	def finish_document(self, document: Document, submit: bool, message: str | None) -> tuple:
 		if submit and document.docstatus == 0:

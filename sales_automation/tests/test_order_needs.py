@@ -19,27 +19,7 @@ from sales_automation.tests.factories import (
 	run_of,
 	test_env,
 )
-
-
-def make_bundle(components: dict[str, float]) -> str:
-	"""A product bundle (a non-stock parent item) of `components` {item_code: qty per bundle}."""
-	parent = make_item(is_stock_item=0, prefix="_SA Bundle")
-	frappe.get_doc(
-		{
-			"doctype": "Product Bundle",
-			"new_item_code": parent,
-			"items": [{"item_code": code, "qty": qty} for code, qty in components.items()],
-		}
-	).insert()
-	return parent
-
-
-def make_supplier() -> str:
-	name = f"_SA Supplier {frappe.generate_hash(length=8)}"
-	frappe.get_doc(
-		{"doctype": "Supplier", "supplier_name": name, "supplier_group": "All Supplier Groups"}
-	).insert()
-	return name
+from sales_automation.tests.setups import ensure_supplier, make_product_bundle
 
 
 class OrderNeedsTestCase(IntegrationTestCase):
@@ -76,7 +56,7 @@ class OrderNeedsTestCase(IntegrationTestCase):
 class TestBundles(OrderNeedsTestCase):
 	def test_a_bundle_order_delivers_its_packed_items_bills_and_pays(self):
 		first, second = make_item(stock_qty=10), make_item(stock_qty=10)
-		bundle = make_bundle({first: 2, second: 1})
+		bundle = make_product_bundle({first: 2, second: 1})
 		customer = make_customer()
 		make_rule(customer)
 		sales_order = make_sales_order([{"item_code": bundle, "qty": 3, "rate": 50}], customer=customer)
@@ -90,7 +70,7 @@ class TestBundles(OrderNeedsTestCase):
 
 	def test_a_short_bundle_component_fails_the_delivery_naming_the_component(self):
 		first, second = make_item(stock_qty=10), make_item(stock_qty=1)
-		bundle = make_bundle({first: 1, second: 1})
+		bundle = make_product_bundle({first: 1, second: 1})
 		customer = make_customer()
 		make_rule(customer)
 		with self.assertRaises(StepFailedError) as caught:
@@ -99,7 +79,7 @@ class TestBundles(OrderNeedsTestCase):
 
 	def test_deliver_available_ships_whole_bundles_only(self):
 		first, second = make_item(stock_qty=10), make_item(stock_qty=3)
-		bundle = make_bundle({first: 1, second: 2})
+		bundle = make_product_bundle({first: 1, second: 2})
 		customer = make_customer()
 		make_rule(customer, shortage_policy="Deliver Available")
 		sales_order = make_sales_order([{"item_code": bundle, "qty": 4, "rate": 50}], customer=customer)
@@ -177,7 +157,7 @@ class TestDropShip(OrderNeedsTestCase):
 					"qty": 2,
 					"rate": 40,
 					"delivered_by_supplier": 1,
-					"supplier": make_supplier(),
+					"supplier": ensure_supplier(),
 				},
 			],
 			customer=customer,
