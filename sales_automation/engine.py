@@ -101,11 +101,13 @@ class Mode(Enum):
 
 @dataclass
 class Outcome:
-	"""What an execution made: the run, the documents it created, what it left open."""
+	"""What an execution made: the run, the documents it created, what it left open, and the order as
+	it stood after the last step (documents.order_state; None when the steps did not all run)."""
 
 	run: Document
 	created: set[str] = field(default_factory=set)
 	left_open: list[dict] = field(default_factory=list)
+	order: frappe._dict | None = None
 
 
 def start_for_order(
@@ -227,7 +229,8 @@ def execute(
 			record_progress(run, step)
 			frappe.db.commit()  # nosemgrep - a background step is kept even if the worker dies later
 	else:
-		outcome.left_open = cycle.left_open()
+		outcome.order = cycle.order()
+		outcome.left_open = cycle.left_open(outcome.order)
 		run.status = PARTIALLY_COMPLETED if outcome.left_open else COMPLETED
 		run.left_open = "\n".join(f"{item['what']}: {item['why']}" for item in outcome.left_open) or None
 		run.finished_at = now_datetime()

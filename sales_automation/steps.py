@@ -394,7 +394,8 @@ class Cycle:
 			document.submit()
 		return COMPLETED, document, message
 
-	def left_open(self) -> list[dict]:
-		"""What the order still needs that the rule asks for, and why ([] when nothing)."""
+	def left_open(self, sales_order: frappe._dict) -> list[dict]:
+		"""What the order (as order() read it) still needs that the rule asks for, and why ([] when
+		nothing)."""
 		messages = {row.step: row.message for row in self.run.steps if row.message}
-		return what_is_left(self.order(), self.rule, messages)
+		return what_is_left(sales_order, self.rule, messages)

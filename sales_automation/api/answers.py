@@ -21,7 +21,8 @@ def step_answer(document, created: bool, run: str | None = None) -> dict:
 
 def answer(outcome) -> dict:
 	run = outcome.run
-	sales_order = engine.order_state(run.sales_order)
+	# read once after the last step (the answer is built in the same transaction, nothing moved since)
+	sales_order = outcome.order or engine.order_state(run.sales_order)
 	return {
 		"status": run.status,
 		"sales_order": sales_order.name,

@@ -325,15 +325,16 @@ def run_engine(
 		return preview(run, rule, reason)
 	outcome = engine.execute(run, engine.Mode.ATOMIC, **context)
 	if new_order:
-		set_erpnext_status(sales_order)
+		set_erpnext_status(sales_order, outcome.order)
 	return answer(outcome)
 
 
-def set_erpnext_status(sales_order):
+def set_erpnext_status(sales_order, state: frappe._dict | None):
 	"""ERPNext sets a new document's status only on a later save (submit() of an unsaved order inserts
 	and submits it in one), so an order the call made whose cycle touched nothing else (no delivery, no
 	invoice) would show as Draft while submitted; the cycle's documents otherwise set it themselves."""
-	if frappe.db.get_value("Sales Order", sales_order.name, "status") == "Draft":
+	status = state.status if state else frappe.db.get_value("Sales Order", sales_order.name, "status")
+	if status == "Draft":
 		sales_order.set_status(update=True, update_modified=False)
 
 
