@@ -34,6 +34,11 @@ SALES_INVOICE = "Sales Invoice"
 PAYMENT_ENTRY = "Payment Entry"
 STEPS = (DELIVERY_NOTE, SALES_INVOICE, PAYMENT_ENTRY)
 
+# Sales Automation Run.trigger: what started a run (Retry and Manual besides)
+SUBMIT = "Submit"
+API = "API"
+BULK = "Bulk"
+
 # Sales Automation Rule options
 SAME_TRANSACTION = "Same Transaction"
 BACKGROUND = "Background"

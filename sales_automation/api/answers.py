@@ -1,10 +1,13 @@
 """What the endpoints answer: the cycle's result, a dry run's preview, a step's document, and errors
 as the documented `error` object (never a server traceback for an answer the app gives on purpose)."""
 
+import functools
+from urllib.parse import quote
+
 import frappe
 
 from sales_automation import engine
-from sales_automation.constants import FAILED
+from sales_automation.constants import ACTIVE_STATUSES, DONE_STEP_STATUSES, FAILED
 
 
 def step_answer(document, created: bool, run: str | None = None) -> dict:
@@ -22,7 +25,11 @@ def step_answer(document, created: bool, run: str | None = None) -> dict:
 def answer(outcome) -> dict:
 	run = outcome.run
 	# read once after the last step (the answer is built in the same transaction, nothing moved since)
-	sales_order = outcome.order or engine.order_state(run.sales_order)
+	return cycle_answer(run, outcome.order or engine.order_state(run.sales_order), outcome.left_open)
+
+
+def cycle_answer(run, sales_order: frappe._dict, left_open: list[dict]) -> dict:
+	"""The one call's answer: the run's documents and the order's totals as they stand."""
 	return {
 		"status": run.status,
 		"sales_order": sales_order.name,
@@ -34,8 +41,55 @@ def answer(outcome) -> dict:
 		"match_reason": run.match_reason,
 		"totals": engine.order_totals(sales_order),
 		# what a Partially Completed run leaves, and why: [{"what": delivery|billing|payment, "why"}]
-		"left_open": outcome.left_open,
+		"left_open": left_open,
 		"replayed": False,
+	}
+
+
+def accepted(run) -> dict:
+	"""The asynchronous call's 202: the queued run and where to follow it."""
+	return {
+		"status": run.status,
+		"sales_order": run.sales_order,
+		"run": run.name,
+		"rule": run.rule,
+		"match_reason": run.match_reason,
+		"status_url": f"/api/method/sales_automation.api.get_run?run={quote(run.name)}",
+		"replayed": False,
+	}
+
+
+def run_answer(run) -> dict:
+	"""A run as get_run shows it: the one call's answer, with the step under way and every step's
+	status; a Failed run's error as the `error` object of a refused call."""
+	left_open = [
+		dict(zip(("what", "why"), line.split(": ", 1), strict=False))
+		for line in (run.left_open or "").splitlines()
+		if line
+	]
+	under_way = next((row for row in run.steps if row.status not in DONE_STEP_STATUSES), None)
+	failed = next((row for row in run.steps if row.status == FAILED), None)
+	return {
+		**cycle_answer(run, engine.order_state(run.sales_order), left_open),
+		"step": frappe.scrub(under_way.step) if under_way and run.status in ACTIVE_STATUSES else None,
+		"steps": [
+			{
+				"step": frappe.scrub(row.step),
+				"status": row.status,
+				"document": row.reference_name,
+				"message": row.message,
+			}
+			for row in run.steps
+		],
+		"attempts": run.attempts,
+		"next_retry_at": run.next_retry_at,
+		"error": {
+			"type": "StepFailedError" if failed else "InvalidStateError",
+			"message": run.error,
+			"step": frappe.scrub(failed.step) if failed else None,
+		}
+		if run.status == FAILED
+		else None,
 	}
 
 
@@ -141,6 +195,22 @@ def describe(document) -> dict:
 		}
 	)
 	return description
+
+
+def answers_errors(endpoint):
+	"""Every refusal of an endpoint as the documented `error` object, those raised while its arguments
+	are read (before `handle`) included."""
+
+	@functools.wraps(endpoint)
+	def answering(*args, **kwargs):
+		try:
+			return endpoint(*args, **kwargs)
+		except Exception as exc:
+			if "error" in frappe.local.response:  # handle() gave it already
+				raise
+			raise as_api_error(exc)  # the same exception, answered
+
+	return answering
 
 
 def as_api_error(exc: Exception) -> Exception:

@@ -1,7 +1,8 @@
-"""The whole sales cycle, or one step of it, in one call: atomic, idempotent, with a dry run.
+"""The whole sales cycle, or one step of it, in one call: atomic, idempotent, with a dry run, or handed
+to the background (`"async": true` / `Prefer: respond-async`: 202 and a run to follow with get_run).
 
 Every endpoint validates its input (naming the field), checks the caller's permissions, then hands
-the order to the engine in same-transaction mode; nothing here implements a step."""
+the order to the engine (same-transaction mode, or a queued run); nothing here implements a step."""
 
 import copy
 import random
@@ -13,7 +14,14 @@ from frappe.utils import cint, flt
 
 from sales_automation import engine, gate, locks, progress
 from sales_automation.api import idempotency
-from sales_automation.api.answers import answer, as_api_error, preview, step_answer
+from sales_automation.api.answers import (
+	accepted,
+	answer,
+	answers_errors,
+	as_api_error,
+	preview,
+	step_answer,
+)
 from sales_automation.api.validation import (
 	check_order,
 	check_payment,
@@ -31,6 +39,7 @@ DEFAULT_RULE = {"create_payment_entry": 1}
 
 
 @frappe.whitelist(methods=["POST"])
+@answers_errors
 def run_sales_cycle(
 	order: dict | str | None = None,
 	sales_order: str | None = None,
@@ -40,7 +49,11 @@ def run_sales_cycle(
 	idempotency_key: str | None = None,
 	dry_run: bool = False,
 ) -> dict:
-	"""Deliver, invoice and pay a Sales Order (given as a payload or by name) in one atomic call."""
+	"""Deliver, invoice and pay a Sales Order (given as a payload or by name) in one atomic call.
+
+	Asked to respond asynchronously, the call validates the request, creates and submits the order (or
+	takes the existing one), queues its run and answers 202 at once (get_run follows the run)."""
+	respond_async = asked_to_respond_async()
 	# a form post (the desk's frappe.call) carries objects and lists as JSON text
 	order = json_argument("order", order)
 	steps = json_argument("steps", steps)
@@ -55,7 +68,33 @@ def run_sales_cycle(
 		"payment": payment,
 		"dry_run": cint(dry_run),
 	}
-	return handle("run_sales_cycle", request, idempotency_key, lambda: cycle(request))
+	if respond_async:
+		if request["dry_run"]:
+			invalid("async", _("a dry run answers at once; it cannot be asynchronous"))
+		request["async"] = 1  # part of the request's fingerprint: a key used synchronously is refused
+	result = handle("run_sales_cycle", request, idempotency_key, lambda: cycle(request))
+	if respond_async:
+		frappe.local.response["http_status_code"] = 202
+		frappe.local.flags.sales_automation_location = result["status_url"]
+		if result.get("replayed"):
+			# the same run as the first call, as it stands now
+			result["status"] = frappe.db.get_value("Sales Automation Run", result["run"], "status")
+	return result
+
+
+def asked_to_respond_async() -> bool:
+	"""`"async": true` in the request, or RFC 7240's `Prefer: respond-async` header."""
+	if not getattr(frappe.local, "request", None):
+		return False
+	value = frappe.form_dict.get("async")
+	if value in (None, ""):
+		prefer = (frappe.get_request_header("Prefer") or "").lower()
+		return "respond-async" in (token.strip() for token in prefer.replace(";", ",").split(","))
+	if value in (True, 1, "1", "true", "True"):
+		return True
+	if value in (False, 0, "0", "false", "False"):
+		return False
+	invalid("async", _("must be true or false"))
 
 
 def cycle(request: dict) -> dict:
@@ -84,6 +123,8 @@ def cycle(request: dict) -> dict:
 			"sales_order",
 			_("Sales Order {0} is already delivered, billed and paid").format(sales_order.name),
 		)
+	if request.get("async"):
+		return queue_run(sales_order, rule, reason, step_names, request["payment"])
 	return run_engine(
 		sales_order,
 		rule,
@@ -99,6 +140,7 @@ def cycle(request: dict) -> dict:
 
 
 @frappe.whitelist(methods=["POST"])
+@answers_errors
 def deliver(sales_order: str, submit: bool = True, idempotency_key: str | None = None) -> dict:
 	"""Map, insert and (by default) submit a Delivery Note for what is left to deliver on the order."""
 	request = {"sales_order": sales_order, "submit": cint(submit)}
@@ -117,6 +159,7 @@ def deliver(sales_order: str, submit: bool = True, idempotency_key: str | None =
 
 
 @frappe.whitelist(methods=["POST"])
+@answers_errors
 def invoice(
 	sales_order: str | None = None,
 	delivery_note: str | None = None,
@@ -161,6 +204,7 @@ def invoice(
 
 
 @frappe.whitelist(methods=["POST"])
+@answers_errors
 def pay(
 	sales_invoice: str | None = None,
 	sales_order: str | None = None,
@@ -327,6 +371,18 @@ def run_engine(
 	if new_order:
 		set_erpnext_status(sales_order, outcome.order)
 	return answer(outcome)
+
+
+def queue_run(sales_order, rule, reason: str, step_names, payment) -> dict:
+	"""The run recorded now and queued after commit, for the same engine in a background job."""
+	run = engine.create_run(
+		sales_order, rule, reason, "API", engine.BACKGROUND, steps=step_names, payment=payment
+	)
+	check_permissions(run)
+	if sales_order.status == "Draft":  # submitted by this call (set_erpnext_status)
+		sales_order.set_status(update=True, update_modified=False)
+	engine.enqueue_run(run)
+	return accepted(run)
 
 
 def set_erpnext_status(sales_order, state: frappe._dict | None):

@@ -2,9 +2,11 @@ import frappe
 from frappe import _
 
 from sales_automation import engine, gate, locks
-from sales_automation.api.validation import json_argument
+from sales_automation.api.answers import answers_errors, run_answer
+from sales_automation.api.validation import invalid, json_argument
 from sales_automation.constants import (
 	ACTIVE_STATUSES,
+	BULK,
 	COMPLETED,
 	FAILED,
 	MANAGER_ROLES,
@@ -22,6 +24,18 @@ def require_role(roles: tuple[str, ...]):
 			_("Only these roles may do this: {0}").format(", ".join(_(role) for role in roles)),
 			frappe.PermissionError,
 		)
+
+
+@frappe.whitelist(methods=["GET"])
+@answers_errors
+def get_run(run: str) -> dict:
+	"""A run as it stands: what the one call answers once it has ended, and the step under way before
+	(the status URL of an asynchronous run_sales_cycle)."""
+	if not isinstance(run, str) or not frappe.db.exists("Sales Automation Run", run):
+		invalid("run", _("Sales Automation Run {0} does not exist").format(run))
+	sales_automation_run = frappe.get_doc("Sales Automation Run", run)
+	sales_automation_run.check_permission("read")
+	return run_answer(sales_automation_run)
 
 
 @frappe.whitelist(methods=["POST"])
@@ -88,7 +102,7 @@ def run_bulk(
 		if not reason:
 			sales_order = frappe.get_doc("Sales Order", sales_order_name)
 			run = engine.start_for_order(
-				sales_order, trigger="Bulk", rule_name=rule, execution_mode=engine.BACKGROUND
+				sales_order, trigger=BULK, rule_name=rule, execution_mode=engine.BACKGROUND
 			)
 			reason = None if run else _("no rule matches it")
 		if run:

@@ -1,5 +1,10 @@
 """Small factories for tests: one test company with bank and cash, stocked items, orders."""
 
+import os
+import subprocess
+import sys
+import time
+
 import frappe
 from frappe.query_builder.functions import Sum
 from frappe.utils import add_days, flt, nowdate
@@ -224,3 +229,28 @@ def order_payload(customer: str, item_code: str, qty: float = 1, rate: float = 1
 		"items": [{"item_code": item_code, "qty": qty, "rate": rate, "warehouse": env.warehouse}],
 		**fields,
 	}
+
+
+def work_off_queue(queue: str = "default") -> subprocess.CompletedProcess:
+	"""A real RQ worker of this bench, in burst mode: it runs what waits in `queue`, then exits.
+
+	The bench's queues are shared by its sites, so it may also run other sites' jobs (harmless)."""
+	return subprocess.run(
+		[sys.executable, "-m", "frappe.utils.bench_helper", "frappe", "worker", "--queue", queue, "--burst"],
+		cwd=os.path.abspath(frappe.local.sites_path),
+		capture_output=True,
+		text=True,
+		timeout=300,
+	)
+
+
+def wait_for_run_to_end(run_name: str, timeout: float = 60) -> str:
+	"""The run's status once it is neither Queued nor Running (another worker of the bench may have
+	taken its job), or as it stands after `timeout` seconds."""
+	deadline = time.monotonic() + timeout
+	while True:
+		frappe.db.rollback()  # a fresh snapshot: see what the worker committed
+		status = frappe.db.get_value("Sales Automation Run", run_name, "status")
+		if status not in ("Queued", "Running") or time.monotonic() > deadline:
+			return status
+		time.sleep(0.5)

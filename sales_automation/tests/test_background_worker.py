@@ -1,10 +1,5 @@
 """Background mode end to end: the job is queued after commit and a real RQ worker runs it."""
 
-import os
-import subprocess
-import sys
-import time
-
 import frappe
 
 from sales_automation.setup.demo import SALES_ROLES, ensure_api_user
@@ -16,6 +11,8 @@ from sales_automation.tests.factories import (
 	make_rule,
 	make_sales_order,
 	run_of,
+	wait_for_run_to_end,
+	work_off_queue,
 )
 
 
@@ -32,30 +29,9 @@ class TestBackgroundWorker(IntegrationTestCase):
 		run_name = run_of(sales_order.name).name
 		frappe.db.commit()  # the job is pushed to the queue only now
 
-		worker = subprocess.run(
-			[
-				sys.executable,
-				"-m",
-				"frappe.utils.bench_helper",
-				"frappe",
-				"worker",
-				"--queue",
-				"default",
-				"--burst",
-			],
-			cwd=os.path.abspath(frappe.local.sites_path),
-			capture_output=True,
-			text=True,
-			timeout=300,
-		)
+		worker = work_off_queue()
 		self.assertEqual(worker.returncode, 0, worker.stderr[-2000:])
-		deadline = time.monotonic() + 60  # another worker of the bench may have taken the job
-		while time.monotonic() < deadline:
-			frappe.db.rollback()
-			if frappe.db.get_value("Sales Automation Run", run_name, "status") not in ("Queued", "Running"):
-				break
-			time.sleep(1)
-
+		wait_for_run_to_end(run_name)
 		run = frappe.get_doc("Sales Automation Run", run_name)
 		self.assertEqual(run.status, "Completed", run.error)
 		self.assertEqual(frappe.db.get_value("Sales Order", sales_order.name, "status"), "Completed")
