@@ -7,21 +7,29 @@ import frappe
 from frappe.utils import add_to_date, now_datetime
 
 from sales_automation import locks
-from sales_automation.constants import QUEUED, RUNNING
+from sales_automation.constants import BULK, QUEUED, RUNNING
 from sales_automation.exceptions import OrderBusyError
-from sales_automation.settings import order_lock_wait, setting_or
+from sales_automation.settings import get_settings, order_lock_wait, setting_or
 
 
 def enqueue_run(run):
 	"""Queue the run after commit; one job per order at a time (deduplicated by job id)."""
 	frappe.enqueue(
 		"sales_automation.background.process_run",
-		queue="default",
+		queue=queue_of(run.trigger),
 		run_name=run.name,
 		enqueue_after_commit=True,
 		job_id=order_job_id(run.sales_order),
 		deduplicate=True,
 	)
+
+
+def queue_of(trigger: str | None) -> str:
+	"""The queue a run's job goes on (Settings: Queue, and Bulk Queue for bulk runs and backfills)."""
+	settings = get_settings()
+	if trigger == BULK and settings.bulk_queue:
+		return settings.bulk_queue
+	return settings.queue or "default"
 
 
 def order_job_id(sales_order_name: str) -> str:
@@ -40,10 +48,6 @@ def drop_queued_job(sales_order_name: str):
 	job = get_job(order_job_id(sales_order_name))
 	if job and job.get_status() == JobStatus.QUEUED:
 		job.delete()
-
-
-# How long one background job keeps taking further queued runs once its own is done (Settings:
-# drain_seconds).
 
 
 # How long one background job keeps taking further queued runs once its own is done (Settings:
@@ -182,6 +186,6 @@ def retry_due_runs():
 	for run in frappe.get_all(
 		"Sales Automation Run",
 		filters={"status": QUEUED, "next_retry_at": ["<=", now_datetime()]},
-		fields=["name", "sales_order"],
+		fields=["name", "sales_order", "trigger"],
 	):
 		enqueue_run(run)

@@ -1,5 +1,5 @@
 """Side-by-side benchmark of the sales cycle: (a) ERPNext's REST multi-call flow, (b) our one call,
-(c) the in-process floor with ERPNext's Python API, (d) background mode with two workers, (e) 1, 10
+(c) the in-process floor with ERPNext's Python API, (d) background mode with one and two workers, (e) 1, 10
 and 100 lines, (f) what the app adds to a Sales Order submit when no rule matches, (g) several
 callers racing one call on the same existing order (duplicates counted); and where (b)'s
 time goes: (i) the same call in this process (no HTTP) and a profile of it, split into ERPNext's own
@@ -90,8 +90,16 @@ def run(
 	log(f"profile of (b): ERPNext's work {results['profile']['erpnext_share']:.1%} of the call")
 	results["f"] = submit_overhead(env, rounds=max(20, reps * 2))
 	log(f"f: hook adds {results['f']['added_ms']} ms to a submit (direct {results['f']['hook_ms']} ms)")
-	results["d"] = background(env, orders, workers)
-	log(f"d: {results['d']['orders_per_minute']} orders/min, {results['d']['duplicates']} duplicates")
+	# (d) with one worker and with `workers`, side by side: how runs scale out (one worker gets half
+	# the orders: it is the rate that is compared)
+	results["d_by_workers"] = {}
+	for count in sorted({1, workers}):
+		measured = background(env, orders if count == workers else max(1, orders // 2), count)
+		results["d_by_workers"][str(count)] = measured
+		log(
+			f"d, {count} worker(s): {measured['orders_per_minute']} orders/min, {measured['duplicates']} duplicates"
+		)
+	results["d"] = results["d_by_workers"][str(workers)]
 	results["ratios"] = ratios(results, line_counts)
 	write(results, line_counts, out_dir, chart)
 	return results

@@ -41,6 +41,10 @@ def ratios(results: dict, line_counts: list[int]) -> dict:
 		"a_over_b": round(variants[f"a_{first}"]["median_ms"] / variants[f"b_{first}"]["median_ms"], 3),
 		"floor_orders_per_minute": round(floor_rate, 1),
 		"d_over_2x_floor": round(results["d"]["orders_per_minute"] / (2 * floor_rate), 3),
+		# what a second worker adds (2.0 would be perfect scaling; the machine's cores bound it)
+		"d_workers_over_d_1": round(
+			results["d"]["orders_per_minute"] / results["d_by_workers"]["1"]["orders_per_minute"], 3
+		),
 		"f_ms": results["f"]["added_ms"],
 		"g_duplicates": results["g"]["duplicates"],
 	}
@@ -106,12 +110,14 @@ def write(results: dict, line_counts: list[int], out_dir: str | None, chart: boo
 		variant, n = key.split("_")
 		lines.append(f"| {labels[variant]} | {n} | {stats['n']} | {stats['median_ms']} | {stats['p95_ms']} |")
 	f = results["f"]
-	d = results["d"]
+	lines.append("")
+	for d in results["d_by_workers"].values():
+		lines.append(
+			f"(d) background: {d['orders']} orders, {d['workers']} worker(s): {d['orders_per_minute']} "
+			f"orders/min ({d['seconds']} s, of which submitting {d['submit_seconds']} s); runs "
+			f"{d['runs_by_status']}; duplicates {d['duplicates']}."
+		)
 	lines += [
-		"",
-		f"(d) background: {d['orders']} orders, {d['workers']} workers: {d['orders_per_minute']} orders/min "
-		f"({d['seconds']} s, of which submitting {d['submit_seconds']} s); runs {d['runs_by_status']}; "
-		f"duplicates {d['duplicates']}.",
 		"",
 		f"(g) {results['g']['callers']} callers racing run_sales_cycle on each of {results['g']['orders']} "
 		f"existing orders: answers {results['g']['answers_by_status_code']}; "

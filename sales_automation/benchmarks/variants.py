@@ -10,7 +10,9 @@ import frappe
 from frappe.query_builder.functions import Count
 from frappe.utils import add_days, nowdate
 
+from sales_automation.background import queue_of
 from sales_automation.benchmarks.report import results_dir, summary
+from sales_automation.constants import SUBMIT
 
 FLOOR_CUSTOMER = "Bench Customer"
 BACKGROUND_CUSTOMER = "Bench Background Customer"
@@ -196,9 +198,10 @@ def submit_overhead(env, rounds: int) -> dict:
 
 def background(env, orders: int, workers: int) -> dict:
 	"""(d) `orders` submitted orders run by `workers` RQ workers, first submit to last run done."""
+	queue = queue_of(SUBMIT)  # Settings: Queue
 	processes = [
 		subprocess.Popen(
-			[sys.executable, "-m", "frappe.utils.bench_helper", "frappe", "worker", "--queue", "default"],
+			[sys.executable, "-m", "frappe.utils.bench_helper", "frappe", "worker", "--queue", queue],
 			cwd=os.path.abspath(frappe.local.sites_path),
 			stdout=subprocess.DEVNULL,
 			stderr=subprocess.DEVNULL,

@@ -14,13 +14,18 @@ class TestBenchmarkScript(IntegrationTestCase):
 	def test_tiny_benchmark_measures_every_variant_without_duplicates(self):
 		out_dir = tempfile.mkdtemp()
 		results = benchmarks.run(
-			orders=2, reps=1, lines="1,2", workers=1, out_dir=out_dir, chart=False, profile_reps=1
+			orders=2, reps=1, lines="1,2", workers=2, out_dir=out_dir, chart=False, profile_reps=1
 		)
 
 		self.assertEqual(set(results["variants"]), {"a_1", "b_1", "c_1", "i_1", "r_1", "b_2", "c_2"})
 		self.assertTrue(all(stats["median_ms"] > 0 for stats in results["variants"].values()))
 		self.assertEqual(results["d"]["runs_by_status"], {"Completed": 2})
 		self.assertEqual(results["d"]["duplicates"], 0)
+		# background throughput with one worker and with two, side by side (one gets half the orders)
+		self.assertEqual(
+			{count: (d["workers"], d["runs_by_status"]) for count, d in results["d_by_workers"].items()},
+			{"1": (1, {"Completed": 1}), "2": (2, {"Completed": 2})},
+		)
 		# racing callers on one order: one cycle each, the others told it is done (409)
 		self.assertEqual(results["g"]["duplicates"], 0)
 		self.assertEqual(results["g"]["answers_by_status_code"], {200: 3, 409: 9})
@@ -30,6 +35,7 @@ class TestBenchmarkScript(IntegrationTestCase):
 				"a_over_b",
 				"floor_orders_per_minute",
 				"d_over_2x_floor",
+				"d_workers_over_d_1",
 				"f_ms",
 				"g_duplicates",
 				"b_over_c_1",

@@ -19,7 +19,13 @@ class TestSettings(IntegrationTestCase):
 	def tearDown(self):
 		frappe.db.set_single_value(
 			"Sales Automation Settings",
-			{"log_retention_days": 90, "drain_seconds": 20, "order_lock_wait_seconds": 20},
+			{
+				"log_retention_days": 90,
+				"drain_seconds": 20,
+				"order_lock_wait_seconds": 20,
+				"queue": "default",
+				"bulk_queue": None,
+			},
 		)
 		frappe.db.commit()
 
@@ -115,3 +121,38 @@ class TestSettings(IntegrationTestCase):
 		}
 		self.assertIn("status,next_retry_at", indexes.values())
 		self.assertIn("sales_order,status", indexes.values())
+
+
+class TestQueueSetting(IntegrationTestCase):
+	def tearDown(self):
+		frappe.db.set_single_value("Sales Automation Settings", {"queue": "default", "bulk_queue": None})
+		frappe.db.commit()
+
+	def test_runs_go_on_the_settings_queue_and_bulk_runs_on_the_bulk_queue(self):
+		from frappe.utils.background_jobs import get_job
+
+		from sales_automation.background import order_job_id, queue_of
+
+		settings = frappe.get_single("Sales Automation Settings")
+		settings.queue, settings.bulk_queue = "long", "short"
+		settings.save()
+		self.assertEqual((queue_of("Submit"), queue_of("API"), queue_of("Bulk")), ("long", "long", "short"))
+		customer = make_customer()
+		make_rule(customer, execution_mode="Background")
+		sales_order = make_sales_order(
+			[{"item_code": make_item(stock_qty=2), "qty": 1, "rate": 5}], customer=customer
+		)
+		frappe.db.commit()  # the job is queued after commit
+		job = get_job(order_job_id(sales_order.name))
+		try:
+			self.assertTrue(job.origin.endswith(":long"), job.origin)
+		finally:
+			job.delete()  # no worker of the tests listens on "long"
+			frappe.db.set_value("Sales Automation Run", run_of(sales_order.name).name, "status", "Cancelled")
+			frappe.db.commit()
+
+	def test_an_unknown_queue_is_refused_naming_the_field(self):
+		settings = frappe.get_single("Sales Automation Settings")
+		settings.bulk_queue = "backfill"
+		with self.assertRaisesRegex(frappe.ValidationError, "Bulk Queue.*backfill is not a queue"):
+			settings.save()
