@@ -14,7 +14,7 @@ from sales_automation.constants import (
 	SALES_INVOICE,
 )
 from sales_automation.exceptions import CycleNotCancellableError
-from sales_automation.run_log import error_message
+from sales_automation.run_log import TOTALS_FIELDS, end_run, error_message, save_run
 from sales_automation.settings import order_lock_wait
 
 
@@ -99,8 +99,14 @@ def cycle_documents(sales_order_name: str, docstatuses=(1,)) -> dict[str, dict[s
 
 
 def cancel_runs_of_order(sales_order_name: str, statuses=(*ACTIVE_STATUSES, FAILED)):
-	"""Mark the order's runs (those in `statuses`, or all) Cancelled."""
-	filters = {"sales_order": sales_order_name}
-	if statuses:
-		filters["status"] = ["in", statuses]
-	frappe.db.set_value("Sales Automation Run", filters, "status", CANCELLED)
+	"""Mark the order's runs (those in `statuses`, or all not Cancelled yet) Cancelled: each one ends and
+	is saved in full, as every run that ends is, so Webhooks on the run hear of it once."""
+	filters = {"sales_order": sales_order_name, "status": ["in", statuses] if statuses else ["!=", CANCELLED]}
+	run_names = frappe.get_all("Sales Automation Run", filters=filters, pluck="name")
+	if not run_names:
+		return
+	sales_order = frappe.db.get_value("Sales Order", sales_order_name, TOTALS_FIELDS, as_dict=True)
+	for run_name in run_names:
+		run = frappe.get_doc("Sales Automation Run", run_name)
+		end_run(run, CANCELLED, sales_order)
+		save_run(run)

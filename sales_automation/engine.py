@@ -63,6 +63,7 @@ from sales_automation.progress import check_recorded_progress
 from sales_automation.rules import find_rule, plan_steps, rule_of
 from sales_automation.run_log import (
 	create_run,
+	end_run,
 	error_message,
 	raise_step_failure,
 	record_failure,
@@ -231,9 +232,8 @@ def execute(
 	else:
 		outcome.order = cycle.order()
 		outcome.left_open = cycle.left_open(outcome.order)
-		run.status = PARTIALLY_COMPLETED if outcome.left_open else COMPLETED
 		run.left_open = "\n".join(f"{item['what']}: {item['why']}" for item in outcome.left_open) or None
-		run.finished_at = now_datetime()
+		end_run(run, PARTIALLY_COMPLETED if outcome.left_open else COMPLETED, outcome.order)
 	outcome.created = cycle.created
 	save_run(run)
 	return outcome

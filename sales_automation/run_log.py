@@ -5,9 +5,27 @@ import json
 import frappe
 from frappe import _
 from frappe.model.document import Document
-from frappe.utils import add_to_date, cint, get_datetime, now, now_datetime, strip_html
+from frappe.utils import (
+	add_to_date,
+	cint,
+	flt,
+	get_datetime,
+	now,
+	now_datetime,
+	strip_html,
+	time_diff_in_seconds,
+)
 
-from sales_automation.constants import FAILED, PENDING, QUEUED, SAME_TRANSACTION
+from sales_automation.constants import (
+	ACTIVE_STATUSES,
+	CANCELLED,
+	FAILED,
+	PENDING,
+	QUEUED,
+	SALES_INVOICE,
+	SAME_TRANSACTION,
+)
+from sales_automation.documents import linked_names, order_totals
 from sales_automation.exceptions import StepFailedError
 from sales_automation.notifications import notify_failure
 from sales_automation.rules import RULE_ACTION_FIELDS, plan_steps
@@ -58,6 +76,48 @@ def save_run(run: Document) -> None:
 		run.save()
 
 
+# what documents.order_totals reads of the order
+TOTALS_FIELDS = ("name", "currency", "grand_total", "rounded_total", "advance_paid")
+
+
+def end_run(run: Document, status: str, sales_order: frappe._dict | None = None) -> None:
+	"""The one place a run ends (Completed, Partially Completed, Failed, Cancelled): its status, when it
+	stopped working and how long it took, and the order's totals as they stand now (`sales_order`: the
+	order as just read, with TOTALS_FIELDS). The caller then saves the run in full (save_run): that
+	save, whose on_update Webhooks and Notifications on the run see, is the only one with an end status.
+
+	A run cancelled after it had stopped working (its cycle undone later) keeps its finished_at and
+	duration: they say how the run went, the Cancelled status and `modified` when it was undone."""
+	if status != CANCELLED or run.status in ACTIVE_STATUSES:
+		run.finished_at = now_datetime()
+		run.duration = time_diff_in_seconds(run.finished_at, run.started_at) if run.started_at else None
+	run.status = status
+	totals = order_totals(
+		sales_order or frappe.db.get_value("Sales Order", run.sales_order, TOTALS_FIELDS, as_dict=True)
+	)
+	run.currency = totals["currency"]
+	run.grand_total = totals["grand_total"]
+	run.invoiced_amount = invoiced_amount(run.sales_order)
+	run.paid_amount = totals["paid"]
+	run.outstanding_amount = totals["outstanding"]
+
+
+def invoiced_amount(sales_order_name: str) -> float:
+	"""The total of the order's submitted Sales Invoices (credit notes count negative)."""
+	invoices = linked_names(SALES_INVOICE, "sales_order", sales_order_name, docstatus=1)
+	if not invoices:
+		return 0
+	return flt(
+		sum(
+			flt(row.rounded_total or row.grand_total)
+			for row in frappe.get_all(
+				SALES_INVOICE, filters={"name": ["in", invoices]}, fields=["rounded_total", "grand_total"]
+			)
+		),
+		2,
+	)
+
+
 def record_progress(run: Document, step: Document) -> None:
 	"""Write a step just done and the run's fields it set, between the full saves of a saved run.
 
@@ -106,15 +166,13 @@ def record_failure(
 	# what the failed step put in the message log must not leak into the caller's response
 	frappe.local.message_log = []
 	if not retry:
-		run.status = FAILED
-		run.finished_at = now_datetime()
+		end_run(run, FAILED)
 	elif cint(run.attempts) < cint(settings.max_attempts):
 		backoff = cint(settings.retry_backoff_seconds) * 2 ** (cint(run.attempts) - 1)
 		run.status = QUEUED
 		run.next_retry_at = add_to_date(now_datetime(), seconds=backoff)
 	else:
-		run.status = FAILED
-		run.finished_at = now_datetime()
+		end_run(run, FAILED)
 		notify_failure(run)
 
 

@@ -1,0 +1,75 @@
+"""The run record: ended in one place, with its duration and the order's totals."""
+
+import frappe
+from frappe.utils import get_datetime, time_diff_in_seconds
+
+from sales_automation import engine
+from sales_automation.tests.base import IntegrationTestCase
+from sales_automation.tests.factories import (
+	make_customer,
+	make_item,
+	make_rule,
+	make_sales_order,
+	run_of,
+	test_env,
+)
+
+
+class TestRunRecord(IntegrationTestCase):
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
+		cls.env = test_env()
+		frappe.db.set_single_value("Sales Automation Settings", {"enabled": 1, "max_attempts": 3})
+
+	def completed_run(self, qty: float = 2, rate: float = 35):
+		customer = make_customer()
+		make_rule(customer)  # Same Transaction
+		sales_order = make_sales_order(
+			[{"item_code": make_item(stock_qty=qty), "qty": qty, "rate": rate}], customer=customer
+		)
+		return sales_order, run_of(sales_order.name)
+
+	def test_a_completed_run_records_its_duration_and_the_order_totals_when_it_ends(self):
+		sales_order, run = self.completed_run(qty=2, rate=35)
+
+		self.assertEqual(run.status, "Completed")
+		self.assertTrue(run.started_at and run.finished_at)
+		self.assertEqual(
+			run.duration, time_diff_in_seconds(get_datetime(run.finished_at), get_datetime(run.started_at))
+		)
+		self.assertGreaterEqual(run.duration, 0)
+		self.assertEqual(
+			(run.currency, run.grand_total, run.invoiced_amount, run.paid_amount, run.outstanding_amount),
+			(sales_order.currency, 70, 70, 70, 0),
+		)
+		self.assertEqual(frappe.db.get_value("Sales Invoice", run.sales_invoice, "grand_total"), 70)
+
+	def test_a_run_cancelled_after_it_ended_keeps_its_duration_and_reports_the_totals_left(self):
+		sales_order, run = self.completed_run(qty=1, rate=40)
+		finished_at, duration = run.finished_at, run.duration
+
+		engine.cancel_cycle(sales_order.name)
+
+		run.reload()
+		self.assertEqual(run.status, "Cancelled")
+		self.assertEqual((run.finished_at, run.duration), (finished_at, duration))
+		self.assertEqual(
+			(run.grand_total, run.invoiced_amount, run.paid_amount, run.outstanding_amount), (40, 0, 0, 40)
+		)
+		# the documents it made stay linked, cancelled
+		self.assertEqual(frappe.db.get_value("Sales Invoice", run.sales_invoice, "docstatus"), 2)
+
+	def test_a_partially_completed_run_records_what_it_left_open_with_its_totals(self):
+		customer = make_customer()
+		make_rule(customer, shortage_policy="Deliver Available")
+		sales_order = make_sales_order(
+			[{"item_code": make_item(stock_qty=1), "qty": 3, "rate": 10}], customer=customer
+		)
+		run = run_of(sales_order.name)
+
+		self.assertEqual(run.status, "Partially Completed")
+		self.assertTrue(run.left_open)
+		self.assertIsNotNone(run.duration)
+		self.assertEqual((run.grand_total, run.invoiced_amount), (30, 10))
+		self.assertEqual((run.paid_amount, run.outstanding_amount), (10, 20))
