@@ -1,7 +1,8 @@
-"""The run record: ended in one place, with its duration and the order's totals."""
+"""The run record: named from a series, ended in one place with its duration and the order's
+totals."""
 
 import frappe
-from frappe.utils import get_datetime, time_diff_in_seconds
+from frappe.utils import get_datetime, nowdate, time_diff_in_seconds
 
 from sales_automation import engine
 from sales_automation.tests.base import IntegrationTestCase
@@ -29,6 +30,28 @@ class TestRunRecord(IntegrationTestCase):
 			[{"item_code": make_item(stock_qty=qty), "qty": qty, "rate": rate}], customer=customer
 		)
 		return sales_order, run_of(sales_order.name)
+
+	def test_a_new_run_is_named_from_the_yearly_series(self):
+		_sales_order, run = self.completed_run()
+		self.assertRegex(run.name, rf"^SA-RUN-{nowdate()[:4]}-\d{{5}}$")
+		self.assertEqual(frappe.get_meta("Sales Automation Run").autoname, "SA-RUN-.YYYY.-.#####")
+
+	def test_a_run_named_by_hash_before_the_series_is_still_read_and_cancelled_with_its_order(self):
+		customer = make_customer()
+		rule = make_rule(customer, execution_mode="Background")
+		sales_order = make_sales_order(
+			[{"item_code": make_item(stock_qty=1), "qty": 1, "rate": 10}], customer=customer, automate=False
+		)
+		run = engine.create_run(sales_order, rule, "test", "Manual", "Same Transaction")
+		old_name = frappe.generate_hash(length=10)
+		run.insert(set_name=old_name, ignore_permissions=True)
+
+		sales_order.cancel()  # the order's hook cancels its queued runs
+
+		run = frappe.get_doc("Sales Automation Run", old_name)
+		self.assertEqual(run.status, "Cancelled")
+		self.assertTrue(run.finished_at)
+		self.assertIsNone(run.duration)  # it never started
 
 	def test_a_completed_run_records_its_duration_and_the_order_totals_when_it_ends(self):
 		sales_order, run = self.completed_run(qty=2, rate=35)
