@@ -1,10 +1,13 @@
-"""The run record: named from a series, ended in one place with its duration and the order's
-totals."""
+"""The run record: named from a series, ended in one place with its duration and the order's totals,
+and listed with the columns a person scans the run list by."""
 
 import frappe
 from frappe.utils import get_datetime, nowdate, time_diff_in_seconds
 
 from sales_automation import engine
+from sales_automation.sales_automation.doctype.sales_automation_run.sales_automation_run import (
+	LIST_VIEW_COLUMNS,
+)
 from sales_automation.tests.base import IntegrationTestCase
 from sales_automation.tests.factories import (
 	make_customer,
@@ -96,3 +99,19 @@ class TestRunRecord(IntegrationTestCase):
 		self.assertIsNotNone(run.duration)
 		self.assertEqual((run.grand_total, run.invoiced_amount), (30, 10))
 		self.assertEqual((run.paid_amount, run.outstanding_amount), (10, 20))
+
+	def test_the_run_list_shows_customer_rule_trigger_status_started_and_duration(self):
+		meta = frappe.get_meta("Sales Automation Run")
+		in_list_view = [field.fieldname for field in meta.fields if field.in_list_view]
+		self.assertEqual(
+			set(in_list_view),
+			{"sales_order", "status", "customer", "rule", "trigger", "started_at", "duration"},
+		)
+		self.assertEqual(meta.get_field("duration").fieldtype, "Duration")
+		self.assertEqual(meta.title_field, "sales_order")
+		# title, tags and the status indicator, then every in_list_view field but those two
+		self.assertEqual(LIST_VIEW_COLUMNS, 3 + len(in_list_view) - 2)
+		self.assertEqual(
+			frappe.db.get_value("List View Settings", "Sales Automation Run", "total_fields"),
+			str(LIST_VIEW_COLUMNS),
+		)

@@ -9,6 +9,11 @@ from sales_automation.constants import FINAL_STATUSES
 # what a person may still need to look at (Failed, Partially Completed) is kept
 CLEARED_STATUSES = FINAL_STATUSES
 
+# the list's columns: the order (title), tags, the status indicator, then the five in_list_view fields
+# (customer, rule, trigger, started, duration); Frappe shows only 4 to 6 where List View Settings
+# set no number
+LIST_VIEW_COLUMNS = 8
+
 
 class SalesAutomationRun(Document):
 	@staticmethod
@@ -33,6 +38,21 @@ class SalesAutomationRun(Document):
 		frappe.qb.from_(Run).delete().where(
 			Run.status.isin(CLEARED_STATUSES) & (Run.modified < (Now() - Interval(days=days)))
 		).run()
+
+
+def after_doctype_insert():
+	show_every_list_column()
+
+
+def show_every_list_column():
+	"""List View Settings that show all the run list's columns, unless the site has its own already."""
+	if frappe.db.exists("List View Settings", "Sales Automation Run"):
+		return
+	list_view_settings = frappe.new_doc("List View Settings")
+	list_view_settings.name = "Sales Automation Run"
+	list_view_settings.total_fields = str(LIST_VIEW_COLUMNS)
+	# site set-up, not a user's action (install and migrate)
+	list_view_settings.insert(ignore_permissions=True)
 
 
 def on_doctype_update():
