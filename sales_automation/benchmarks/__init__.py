@@ -123,8 +123,8 @@ def prepare(max_lines: int) -> frappe._dict:
 			{
 				"doctype": "Sales Automation Rule",
 				"rule_name": BACKGROUND_RULE,
-				"customer": BACKGROUND_CUSTOMER,
-				"company": company,
+				"order_customer": BACKGROUND_CUSTOMER,
+				"order_company": company,
 				"execution_mode": "Background",
 				"create_payment_entry": 1,
 			}

@@ -317,7 +317,7 @@ def second_company(test):
 		make_customer(),
 		[{"item_code": item_code, "qty": 2, "rate": 50}],
 		order={"company": company.company, "set_warehouse": company.warehouse},
-		rule={"company": company.company, "mode_of_payment": company.cash_mode},
+		rule={"order_company": company.company, "mode_of_payment": company.cash_mode},
 		check=check,
 	)
 

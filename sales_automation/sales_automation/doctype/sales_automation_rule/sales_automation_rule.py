@@ -9,17 +9,18 @@ from frappe.utils.data import evaluate_filters
 from sales_automation.exceptions import InvalidRuleError
 from sales_automation.references import pattern_error
 
-# rule field -> Sales Order field. Some rule fields carry an "order_" prefix because Frappe pre-fills a
-# new document's Link fields from the user's defaults by fieldname (currency, customer_group,
-# territory), which would silently narrow a new rule.
+# rule field -> Sales Order field. Every Link condition carries an "order_" prefix: Frappe fills a new
+# document's Link fields from the user's defaults by fieldname (company, currency, customer_group,
+# territory...), which would silently narrow a new rule. The desk also fills them by the linked
+# DocType, whatever the fieldname: sales_automation_rule_list.js stops that.
 CONDITION_FIELDS = {
-	"company": "company",
-	"customer": "customer",
+	"order_company": "company",
+	"order_customer": "customer",
 	"order_customer_group": "customer_group",
 	"order_territory": "territory",
 	"order_type": "order_type",
 	"order_currency": "currency",
-	"payment_terms_template": "payment_terms_template",
+	"order_payment_terms_template": "payment_terms_template",
 }
 
 
@@ -118,16 +119,18 @@ class SalesAutomationRule(Document):
 				self.refuse("reference_no_pattern", error)
 
 	def validate_mode_of_payment(self):
-		if not (self.create_payment_entry and self.mode_of_payment and self.company):
+		if not (self.create_payment_entry and self.mode_of_payment and self.order_company):
 			return
 		if not frappe.db.get_value(
 			"Mode of Payment Account",
-			{"parent": self.mode_of_payment, "company": self.company},
+			{"parent": self.mode_of_payment, "company": self.order_company},
 			"default_account",
 		):
 			self.refuse(
 				"mode_of_payment",
-				_("{0} has no default account for company {1}").format(self.mode_of_payment, self.company),
+				_("{0} has no default account for company {1}").format(
+					self.mode_of_payment, self.order_company
+				),
 			)
 
 	def match(self, sales_order) -> str | None:

@@ -1,8 +1,13 @@
 import frappe
 
 from sales_automation.exceptions import InvalidRuleError
+from sales_automation.sales_automation.doctype.sales_automation_rule.sales_automation_rule import (
+	CONDITION_FIELDS,
+)
+from sales_automation.setup.demo import ensure_api_user, leaf_record
 from sales_automation.tests.base import IntegrationTestCase
 from sales_automation.tests.factories import make_customer, make_mode_of_payment, make_rule, test_env
+from sales_automation.tests.setups import ensure_half_and_half_terms
 
 INVALID_RULES = [
 	({"create_delivery_note": 0, "invoice_source": "Delivery Note"}, "Invoice From"),
@@ -42,7 +47,7 @@ class TestSalesAutomationRule(IntegrationTestCase):
 				with self.assertRaises(InvalidRuleError) as caught:
 					make_rule(customer, **fields)
 				self.assertIn(label, str(caught.exception))
-				self.assertFalse(frappe.db.exists("Sales Automation Rule", {"customer": customer}))
+				self.assertFalse(frappe.db.exists("Sales Automation Rule", {"order_customer": customer}))
 
 	def test_mode_of_payment_without_account_for_the_company_is_refused(self):
 		env = test_env()
@@ -57,6 +62,27 @@ class TestSalesAutomationRule(IntegrationTestCase):
 		self.assertTrue(frappe.db.exists("Sales Automation Rule", rule.name))
 
 	def test_a_new_rule_has_no_condition_prefilled_from_user_defaults(self):
-		rule = frappe.new_doc("Sales Automation Rule")
-		for fieldname in ("order_currency", "order_customer_group", "order_territory", "customer"):
+		env = test_env()
+		user = "_sa_rule_defaults@example.com"
+		ensure_api_user(user, ["Sales Manager"])
+		# a default for every condition, by the names Frappe looks defaults up by (the linked DocType's)
+		defaults = {
+			"company": env.company,
+			"currency": "EUR",
+			"customer": env.customer,
+			"customer_group": leaf_record("Customer Group"),
+			"territory": leaf_record("Territory"),
+			"payment_terms_template": ensure_half_and_half_terms(),
+		}
+		for key, value in defaults.items():
+			frappe.defaults.set_user_default(key, value, user)
+		frappe.set_user(user)
+		try:
+			self.assertEqual(frappe.defaults.get_user_default("company"), env.company)
+			self.assertEqual(frappe.defaults.get_user_default("currency"), "EUR")
+			rule = frappe.new_doc("Sales Automation Rule")
+		finally:
+			frappe.set_user("Administrator")
+		for fieldname in CONDITION_FIELDS:
 			self.assertFalse(rule.get(fieldname), fieldname)
+		self.assertTrue(rule.create_delivery_note)  # the DocType's own defaults still apply
