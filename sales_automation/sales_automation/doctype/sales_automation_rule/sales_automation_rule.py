@@ -3,8 +3,8 @@ import json
 import frappe
 from frappe import _
 from frappe.model.document import Document
-from frappe.utils import flt
-from frappe.utils.data import evaluate_filters
+from frappe.utils import flt, fmt_money
+from frappe.utils.data import evaluate_filters, get_filter
 
 from sales_automation.exceptions import InvalidRuleError
 from sales_automation.references import pattern_error
@@ -135,31 +135,71 @@ class SalesAutomationRule(Document):
 
 	def match(self, sales_order) -> str | None:
 		"""Why this rule applies to `sales_order`, or None when it does not."""
+		return self.evaluate(sales_order)[0]
+
+	def evaluate(self, sales_order) -> tuple[str | None, str | None]:
+		"""(why this rule applies to `sales_order`, None), or (None, the first condition the order fails,
+		named: "Currency is EUR, the rule wants USD")."""
 		reasons = []
 		for fieldname, order_fieldname in CONDITION_FIELDS.items():
 			expected = self.get(fieldname)
 			if not expected:
 				continue
-			if sales_order.get(order_fieldname) != expected:
-				return None
+			actual = sales_order.get(order_fieldname)
+			if actual != expected:
+				return None, self.unmet(_(self.meta.get_label(fieldname)), actual, expected)
 			reasons.append(f"{order_fieldname} = {expected}")
 		grand_total = flt(sales_order.grand_total)
-		if flt(self.min_grand_total) and grand_total < flt(self.min_grand_total):
-			return None
-		if flt(self.max_grand_total) and grand_total > flt(self.max_grand_total):
-			return None
-		if flt(self.min_grand_total) or flt(self.max_grand_total):
-			reasons.append(
-				f"grand_total {grand_total} in [{flt(self.min_grand_total)}, {flt(self.max_grand_total) or '∞'}]"
+		minimum, maximum = flt(self.min_grand_total), flt(self.max_grand_total)
+		if minimum and grand_total < minimum:
+			return None, self.unmet(
+				_("Grand Total"),
+				money(grand_total, sales_order),
+				_("at least {0}").format(money(minimum, sales_order)),
 			)
+		if maximum and grand_total > maximum:
+			return None, self.unmet(
+				_("Grand Total"),
+				money(grand_total, sales_order),
+				_("at most {0}").format(money(maximum, sales_order)),
+			)
+		if minimum or maximum:
+			reasons.append(f"grand_total {grand_total} in [{minimum}, {maximum or '∞'}]")
 		if self.order_filters:
 			# frappe's compare() cannot take None (e.g. "like" on an empty PO number)
 			values = frappe._dict(
 				{key: "" if value is None else value for key, value in sales_order.as_dict().items()}
 			)
-			if not evaluate_filters(values, json.loads(self.order_filters)):
-				return None
+			failed = next(
+				(row for row in filter_rows(self.order_filters) if not evaluate_filters(values, row)), None
+			)
+			if failed:
+				condition = get_filter(None, failed[0] if isinstance(failed, list) else failed)
+				return None, self.unmet(
+					condition.fieldname,
+					values.get(condition.fieldname),
+					f"{condition.fieldname} {condition.operator} {condition.value}",
+				)
 			reasons.append(f"filters {self.order_filters}")
-		return _("Rule {0} (priority {1}) matched: {2}").format(
+		reason = _("Rule {0} (priority {1}) matched: {2}").format(
 			self.name, self.priority, ", ".join(reasons) or _("no conditions")
 		)
+		return reason, None
+
+	@staticmethod
+	def unmet(label: str, actual, wanted) -> str:
+		return _("{0} is {1}, the rule wants {2}").format(
+			label, _("empty") if actual in (None, "") else actual, wanted
+		)
+
+
+def filter_rows(order_filters: str) -> list:
+	"""The rule's Additional Filters one by one, each as evaluate_filters takes it (all must hold)."""
+	filters = json.loads(order_filters)
+	if isinstance(filters, dict):
+		return [{key: value} for key, value in filters.items()]
+	return [[row] for row in filters]
+
+
+def money(amount: float, sales_order) -> str:
+	return fmt_money(amount, currency=sales_order.get("currency"))

@@ -86,3 +86,16 @@ class TestSalesAutomationRule(IntegrationTestCase):
 		for fieldname in CONDITION_FIELDS:
 			self.assertFalse(rule.get(fieldname), fieldname)
 		self.assertTrue(rule.create_delivery_note)  # the DocType's own defaults still apply
+
+	def test_a_condition_the_order_fails_is_named_with_both_values(self):
+		rule = make_rule(make_customer(), order_currency="USD", enabled=0)
+		sales_order = frappe._dict(
+			company=rule.order_company, customer=rule.order_customer, currency="EUR", grand_total=10
+		)
+		self.assertEqual(rule.evaluate(sales_order), (None, "Currency is EUR, the rule wants USD"))
+		self.assertIsNone(rule.match(sales_order))
+		sales_order.currency = "USD"
+		reason, unmet = rule.evaluate(sales_order)
+		self.assertIsNone(unmet)
+		self.assertEqual(rule.match(sales_order), reason)
+		self.assertIn("currency = USD", reason)
