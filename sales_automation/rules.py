@@ -5,6 +5,7 @@ import json
 import frappe
 from frappe import _
 from frappe.model.document import Document
+from frappe.utils import cint, get_datetime, now_datetime
 
 from sales_automation.constants import (
 	DELIVERY_NOTE,
@@ -15,18 +16,37 @@ from sales_automation.constants import (
 )
 
 
-def find_rule(sales_order) -> tuple[str | None, str | None]:
-	"""The first enabled rule, by priority, whose conditions the order meets, and why it matched."""
-	for rule_name in frappe.get_all(
+def find_rule(sales_order, candidate: Document | None = None) -> tuple[str | None, str | None]:
+	"""The first enabled rule, by priority, whose conditions the order meets, and why it matched.
+
+	`candidate`: a rule as edited on its form, saved or not (the simulator), tried in the place its
+	priority gives it instead of its saved version."""
+	for rule in rules_in_order(candidate):
+		reason = rule.match(sales_order)
+		if reason is not None:
+			return rule.name, reason
+	return None, None
+
+
+def rules_in_order(candidate: Document | None = None):
+	"""The enabled rules as find_rule tries them: highest priority first, then the oldest."""
+	rows = frappe.get_all(
 		"Sales Automation Rule",
 		filters={"enabled": 1},
+		fields=["name", "priority", "creation"],
 		order_by="priority desc, creation asc",
-		pluck="name",
-	):
-		reason = frappe.get_cached_doc("Sales Automation Rule", rule_name).match(sales_order)
-		if reason is not None:
-			return rule_name, reason
-	return None, None
+	)
+	if candidate is not None:
+		rows = [row for row in rows if row.name != candidate.name]
+		if cint(candidate.enabled):
+			# the order by above, as a sort key (a new rule is the newest)
+			place = (-cint(candidate.priority), get_datetime(candidate.creation or now_datetime()))
+			index = next(
+				(i for i, row in enumerate(rows) if (-cint(row.priority), row.creation) > place), len(rows)
+			)
+			rows.insert(index, candidate)
+	for row in rows:
+		yield row if row is candidate else frappe.get_cached_doc("Sales Automation Rule", row.name)
 
 
 RULE_ACTION_FIELDS = (
