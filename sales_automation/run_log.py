@@ -27,7 +27,7 @@ from sales_automation.constants import (
 )
 from sales_automation.documents import linked_names, order_totals
 from sales_automation.exceptions import StepFailedError
-from sales_automation.notifications import notify_failure
+from sales_automation.notifications import notify_failure, publish_run
 from sales_automation.rules import RULE_ACTION_FIELDS, plan_steps
 from sales_automation.settings import get_settings
 
@@ -74,6 +74,7 @@ def save_run(run: Document) -> None:
 		run.insert()
 	else:
 		run.save()
+	publish_run(run)
 
 
 # what documents.order_totals reads of the order
@@ -135,6 +136,7 @@ def record_progress(run: Document, step: Document) -> None:
 	run.modified = now()
 	step.db_update()
 	run.db_update()
+	publish_run(run, step.step)
 
 
 def raise_step_failure(step: str, exc: Exception):

@@ -44,9 +44,13 @@ start_daemon() {
 	(cd "$BENCH_DIR/sites" && setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" \
 		>"$BENCH_DIR/logs/sa-$name.log" 2>&1 </dev/null &)
 }
-# frappe's own dev server (what `bench start` runs) pins the site, so plain 127.0.0.1 URLs work
-start_daemon web "$BENCH_DIR/env/bin/python" -m frappe.utils.bench_helper frappe --site "$SITE" serve \
-	--port "$PORT" --noreload
+# What `bench start` runs. Frappe's own dev server pins the site, so plain 127.0.0.1 URLs work;
+# DEV_SERVER (set by `bench start` too) sends the desk's realtime connection to socketio_port, where
+# Frappe's realtime server relays the events the app publishes (a run's progress); FRAPPE_SITE names
+# the site for connections from 127.0.0.1.
+start_daemon web env DEV_SERVER=true "$BENCH_DIR/env/bin/python" -m frappe.utils.bench_helper frappe \
+	--site "$SITE" serve --port "$PORT" --noreload
+start_daemon socketio env FRAPPE_SITE="$SITE" node "$BENCH_DIR/apps/frappe/socketio.js"
 start_daemon worker "$BENCH_DIR/env/bin/python" -m frappe.utils.bench_helper frappe worker --queue default,short,long
 start_daemon schedule "$BENCH_DIR/env/bin/python" -m frappe.utils.bench_helper frappe schedule
 

@@ -8,7 +8,10 @@ frappe.ui.form.on("Sales Order", {
 });
 
 Object.assign(sales_automation.order, {
+	// the fallback: how often to look again while a run is under way and no realtime server is
+	// connected, and (for an event missed while the form subscribed) when one is
 	POLL_MS: 2000,
+	SAFETY_POLL_MS: 30000,
 
 	refresh(frm) {
 		clearTimeout(frm.sales_automation_poll);
@@ -16,26 +19,55 @@ Object.assign(sales_automation.order, {
 			this.box(frm).remove();
 			return;
 		}
-		this.follow(frm, frm.doc.name, true);
+		this.listen(frm);
+		this.follow(frm, frm.doc.name, true, frm.sales_automation_told || "load");
+		frm.sales_automation_told = null;
 	},
 
-	// Show the state; while a background run is queued or running, look again every POLL_MS and
-	// reload the form when it ends (the run delivered, billed or paid the order).
-	follow(frm, sales_order, first) {
+	// The server publishes `sales_automation_run` to the order's room whenever one of its runs moves
+	// (a step done, the run ended): the form is told rather than asking.
+	listen(frm) {
+		if (frm.sales_automation_listening) return;
+		frm.sales_automation_listening = true;
+		frappe.realtime.on("sales_automation_run", (event) => {
+			if (!frm.doc || event.sales_order !== frm.doc.name || frm.doc.docstatus !== 1) return;
+			clearTimeout(frm.sales_automation_poll);
+			if (frappe.boot.sales_automation.active_statuses.includes(event.status)) {
+				this.follow(frm, frm.doc.name, false, "realtime");
+			} else {
+				// the run ended: it delivered, billed or paid the order
+				frm.sales_automation_told = "realtime";
+				frm.reload_doc();
+			}
+		});
+	},
+
+	realtime_connected() {
+		return Boolean(frappe.realtime.socket && frappe.realtime.socket.connected);
+	},
+
+	// Show the state; while a background run is queued or running, wait for the server's event, or
+	// look again every POLL_MS when no realtime server is connected, and reload the form when it ends.
+	follow(frm, sales_order, first, source) {
 		frappe.xcall("sales_automation.api.desk.order_automation", { sales_order }).then((state) => {
 			if (frm.doc.name !== sales_order) return; // the form moved on to another order
 			const names = frappe.boot.sales_automation; // statuses and colours, from the server
 			const active = names.active_statuses.includes(state.run && state.run.status);
 			if (!first && !active) {
+				frm.sales_automation_told = source;
 				frm.reload_doc();
 				return;
 			}
-			this.show_status(frm, state);
+			this.show_status(frm, state, source);
 			if (first) this.add_buttons(frm, state);
 			if (active) {
-				frm.sales_automation_poll = setTimeout(() => {
-					if (frm.$wrapper.is(":visible")) this.follow(frm, sales_order, false);
-				}, this.POLL_MS);
+				clearTimeout(frm.sales_automation_poll);
+				frm.sales_automation_poll = setTimeout(
+					() => {
+						if (frm.$wrapper.is(":visible")) this.follow(frm, sales_order, false, "poll");
+					},
+					this.realtime_connected() ? this.SAFETY_POLL_MS : this.POLL_MS
+				);
 			}
 		});
 	},
@@ -50,7 +82,7 @@ Object.assign(sales_automation.order, {
 		return $box;
 	},
 
-	show_status(frm, state) {
+	show_status(frm, state, source) {
 		const $box = this.box(frm);
 		const run = state.run;
 		if (!run && !state.documents.length) {
@@ -83,6 +115,7 @@ Object.assign(sales_automation.order, {
 			}`
 		)
 			.attr("data-status", run ? run.status : "")
+			.attr("data-told-by", source || "")
 			.html(`<div>${parts.join(" · ")}</div>`);
 	},
 

@@ -61,6 +61,11 @@ Object.assign(sales_automation.bulk, {
 		dialog.show();
 	},
 
+	// Progress from the server's `sales_automation_run` events (one per run that moves, to the user who
+	// started them), each followed by one status read; polling every POLL_MS only when no realtime
+	// server is connected, and every SAFETY_POLL_MS for an event missed when one is.
+	SAFETY_POLL_MS: 15000,
+
 	follow(listview, started) {
 		const runs = started.runs;
 		if (!runs.length) {
@@ -69,7 +74,19 @@ Object.assign(sales_automation.bulk, {
 		}
 		const title = __("Running the sales cycle");
 		frappe.show_progress(title, 0, runs.length, __("{0} of {1} orders done", [0, runs.length]));
-		const poll = () => {
+		const mine = new Set(runs);
+		let timer = null;
+		let finished = false;
+		const connected = () => Boolean(frappe.realtime.socket && frappe.realtime.socket.connected);
+		const on_event = (event) => {
+			if (mine.has(event.run)) look();
+		};
+		const later = () => {
+			clearTimeout(timer);
+			timer = setTimeout(look, connected() ? this.SAFETY_POLL_MS : this.POLL_MS);
+		};
+		const look = frappe.utils.debounce(() => {
+			if (finished) return;
 			frappe
 				.xcall("sales_automation.api.runs.bulk_status", { runs })
 				.then((status) => {
@@ -79,16 +96,20 @@ Object.assign(sales_automation.bulk, {
 						status.total,
 						__("{0} of {1} orders done", [status.done, status.total])
 					);
-					if (status.finished) {
+					if (status.finished && !finished) {
+						finished = true;
+						clearTimeout(timer);
+						frappe.realtime.off("sales_automation_run", on_event);
 						frappe.hide_progress();
 						this.summary(listview, status, started.skipped);
-					} else {
-						setTimeout(poll, this.POLL_MS);
+					} else if (!finished) {
+						later();
 					}
 				})
-				.catch(() => setTimeout(poll, this.POLL_MS * 4));
-		};
-		setTimeout(poll, this.POLL_MS);
+				.catch(later);
+		}, 300);
+		frappe.realtime.on("sales_automation_run", on_event);
+		later();
 	},
 
 	summary(listview, status, skipped) {
