@@ -66,6 +66,88 @@ const scenarios = {
 		return { saved_priority: await page.evaluate(() => cur_frm.doc.priority) };
 	},
 
+	// Open a new rule at /app/sales-automation-rule/new as a user with a default company and currency: every
+	// condition starts empty. Name it, give it a priority, save it with Ctrl+S.
+	async new_rule(page) {
+		await page.goto(`${URL}/app/${slug("Sales Automation Rule")}/new`);
+		await page.waitForFunction(() => window.cur_frm && cur_frm.doctype === "Sales Automation Rule" && cur_frm.is_new());
+		await settle(page);
+		const opened = await page.evaluate(
+			(fields) => ({
+				conditions: Object.fromEntries(fields.map((field) => [field, cur_frm.doc[field] ?? null])),
+				defaults: {
+					company: frappe.defaults.get_user_default("company") ?? null,
+					currency: frappe.defaults.get_user_default("currency") ?? null,
+				},
+			}),
+			ARGS.condition_fields
+		);
+		await page.locator('.frappe-control[data-fieldname="rule_name"] input').fill(ARGS.rule_name);
+		const priority = page.locator('.frappe-control[data-fieldname="priority"] input');
+		await priority.fill(String(ARGS.priority));
+		await priority.press("Tab");
+		await page.keyboard.press("Control+s");
+		await page.waitForFunction(
+			(name) => !cur_frm.is_new() && !cur_frm.is_dirty() && cur_frm.doc.name === name,
+			ARGS.rule_name,
+			{ timeout: TIMEOUT }
+		);
+		await settle(page);
+		return { ...opened, saved: await page.evaluate(() => cur_frm.doc.name) };
+	},
+
+	// On a rule's form, change a condition without saving, then "Test on recent orders": filter the dialog by
+	// customer, read each order's verdict, preview one order's cycle.
+	async simulate_rule(page) {
+		await openForm(page, "Sales Automation Rule", ARGS.rule);
+		const minimum = page.locator('.frappe-control[data-fieldname="min_grand_total"] input');
+		await minimum.fill(String(ARGS.min_grand_total));
+		await minimum.press("Tab");
+		await page.waitForFunction(() => cur_frm.is_dirty());
+		await clickButton(page, "Test on recent orders");
+		const dialog = page.locator(".sales-automation-simulator.modal:visible");
+		await dialog.locator(".sales-automation-simulator-orders").waitFor({ state: "visible", timeout: TIMEOUT });
+		const customer = dialog.locator('.frappe-control[data-fieldname="customer"] input');
+		await customer.fill(ARGS.customer);
+		await customer.press("Escape");
+		await page.waitForFunction(() => cur_dialog && cur_dialog.get_value("customer"), null, { timeout: TIMEOUT });
+		await dialog.getByRole("button", { name: "Refresh", exact: true }).click();
+		await page.waitForFunction(
+			(names) => {
+				const rows = [...document.querySelectorAll(".sales-automation-simulator tr[data-sales-order]")];
+				return JSON.stringify(rows.map((row) => row.dataset.salesOrder).sort()) === JSON.stringify([...names].sort());
+			},
+			ARGS.sales_orders,
+			{ timeout: TIMEOUT }
+		);
+		await settle(page);
+		const orders = await dialog.locator("tr[data-sales-order]").evaluateAll((rows) =>
+			rows.map((row) => ({
+				name: row.dataset.salesOrder,
+				matches: row.dataset.matches === "1",
+				would_run: row.dataset.wouldRun === "1",
+				why: row.querySelector(".sales-automation-why").innerText.trim(),
+			}))
+		);
+		await page.screenshot({ path: join(SHOTS, "simulate_rule-orders.png") });
+		const row = dialog.locator(`tr[data-sales-order="${ARGS.preview}"]`);
+		await row.getByRole("button", { name: "Preview", exact: true }).click();
+		const preview = dialog.locator(`.sales-automation-simulator-preview[data-sales-order="${ARGS.preview}"]`);
+		await preview.waitFor({ state: "visible", timeout: TIMEOUT });
+		await settle(page);
+		return {
+			orders,
+			preview: {
+				would_succeed: (await preview.getAttribute("data-would-succeed")) === "1",
+				documents: await preview
+					.locator(".sales-automation-preview-document")
+					.evaluateAll((documents) => documents.map((document) => document.dataset.doctype)),
+				text: (await preview.innerText()).trim(),
+			},
+			form_dirty: await page.evaluate(() => cur_frm.is_dirty()),
+		};
+	},
+
 	// Submit a draft Sales Order from its form; the run indicator turns Completed with links.
 	async submit_order(page) {
 		await openForm(page, "Sales Order", ARGS.sales_order);

@@ -17,6 +17,9 @@ from frappe.utils.password import update_password
 
 from sales_automation import engine
 from sales_automation.live_server import LiveServer
+from sales_automation.sales_automation.doctype.sales_automation_rule.sales_automation_rule import (
+	CONDITION_FIELDS,
+)
 from sales_automation.setup.demo import receive_stock
 from sales_automation.tests.base import IntegrationTestCase
 from sales_automation.tests.factories import (
@@ -28,11 +31,15 @@ from sales_automation.tests.factories import (
 	run_of,
 	test_env,
 )
+from sales_automation.tests.setups import ensure_currency_exchange, make_foreign_customer, selling_price_list
+from sales_automation.tests.test_simulator import saved_everything
 
 REPO = Path(__file__).resolve().parents[2]
 BROWSER_TESTS = REPO / "browser_tests"
 CHROMIUM = os.environ.get("SA_CHROMIUM", "/usr/bin/chromium")
 DESK_USER = "_sa_desk_admin@example.com"
+# an admin with a default company and currency, who has never opened the rule form
+NEW_ADMIN = "_sa_desk_new_admin@example.com"
 DESK_PASSWORD = "Desk-Tests-4711!"
 DESK_ROLES = [
 	"System Manager",
@@ -49,21 +56,21 @@ def screenshot_dir() -> Path:
 	return Path(frappe.conf.get("sa_test_output") or REPO / "test-output") / "browser"
 
 
-def ensure_desk_user():
-	if not frappe.db.exists("User", DESK_USER):
+def ensure_desk_user(user: str = DESK_USER):
+	if not frappe.db.exists("User", user):
 		frappe.get_doc(
 			{
 				"doctype": "User",
-				"email": DESK_USER,
+				"email": user,
 				"first_name": "Desk Admin",
 				"send_welcome_email": 0,
 				"user_type": "System User",
 			}
 		).insert()
-	frappe.get_doc("User", DESK_USER).add_roles(*DESK_ROLES)
-	update_password(DESK_USER, DESK_PASSWORD)
+	frappe.get_doc("User", user).add_roles(*DESK_ROLES)
+	update_password(user, DESK_PASSWORD)
 	# no "updated to a new version" dialog over the page on first login
-	frappe.db.set_value("User", DESK_USER, "last_known_versions", json.dumps(get_versions()))
+	frappe.db.set_value("User", user, "last_known_versions", json.dumps(get_versions()))
 
 
 class TestDeskInBrowser(IntegrationTestCase):
@@ -115,8 +122,9 @@ class TestDeskInBrowser(IntegrationTestCase):
 		cls.server.__exit__(None, None, None)
 		super().tearDownClass()
 
-	def browse(self, scenario: str, **args) -> dict:
-		"""Run one scenario of browser_tests/desk.mjs; its JSON answer, after its screenshot exists."""
+	def browse(self, scenario: str, as_user: str = DESK_USER, **args) -> dict:
+		"""Run one scenario of browser_tests/desk.mjs as `as_user`; its JSON answer, after its screenshot
+		exists."""
 		frappe.db.commit()  # the server and the worker see only committed data
 		shots = screenshot_dir()
 		result = subprocess.run(
@@ -125,7 +133,7 @@ class TestDeskInBrowser(IntegrationTestCase):
 				**os.environ,
 				"SA_URL": self.server.url,
 				"SA_SITE": self.server.site,
-				"SA_USER": DESK_USER,
+				"SA_USER": as_user,
 				"SA_PASSWORD": DESK_PASSWORD,
 				"SA_SCREENSHOTS": str(shots),
 				"SA_ARGS": json.dumps(args),
@@ -219,3 +227,83 @@ class TestDeskInBrowser(IntegrationTestCase):
 			self.assertEqual(
 				[len(documents[d]) for d in ("Delivery Note", "Sales Invoice", "Payment Entry")], [1, 1, 1]
 			)
+
+	def test_a_new_rule_opens_with_empty_conditions_and_matches_an_order_in_another_currency(self):
+		env = test_env()
+		ensure_desk_user(NEW_ADMIN)
+		frappe.defaults.set_user_default("company", env.company, NEW_ADMIN)
+		frappe.defaults.set_user_default("currency", "USD", NEW_ADMIN)
+		rule_name = f"_SA Desk New Rule {frappe.generate_hash(length=6)}"
+		# no condition: it would take every order of the site's later tests
+		self.addCleanup(delete_rule, rule_name)
+
+		answer = self.browse(
+			"new_rule",
+			as_user=NEW_ADMIN,
+			rule_name=rule_name,
+			priority=10**6,
+			condition_fields=list(CONDITION_FIELDS),
+		)
+
+		self.assertEqual(answer["defaults"], {"company": env.company, "currency": "USD"})
+		for fieldname, value in answer["conditions"].items():
+			self.assertFalse(value, f"{fieldname} opened as {value}")
+		rule = frappe.get_doc("Sales Automation Rule", answer["saved"])
+		self.assertEqual((rule.name, rule.owner, rule.priority), (rule_name, NEW_ADMIN, 10**6))
+		for fieldname in CONDITION_FIELDS:
+			self.assertFalse(rule.get(fieldname), fieldname)
+
+		ensure_currency_exchange("EUR", "USD", 1.25)
+		sales_order = make_sales_order(
+			[{"item_code": make_item(stock_qty=5), "qty": 1, "rate": 20}],
+			customer=make_foreign_customer("EUR"),
+			currency="EUR",
+			selling_price_list=selling_price_list(),
+		)
+		self.assertEqual(sales_order.currency, "EUR")
+		run = run_of(sales_order.name)
+		self.assertIsNotNone(run, "no rule took the order")
+		self.assertEqual(run.rule, rule_name)
+
+	def test_the_simulator_lists_orders_with_their_verdict_and_previews_one_saving_nothing(self):
+		customer = make_customer()
+		rule = make_rule(customer)
+		item_code = make_item(stock_qty=5)
+		big = make_sales_order(
+			[{"item_code": item_code, "qty": 2, "rate": 50}], customer=customer, automate=False
+		)
+		small = make_sales_order(
+			[{"item_code": item_code, "qty": 1, "rate": 30}], customer=customer, automate=False
+		)
+		frappe.db.commit()
+		before = saved_everything()
+
+		answer = self.browse(
+			"simulate_rule",
+			rule=rule.name,
+			min_grand_total=50,  # on the form only, never saved
+			customer=customer,
+			sales_orders=[big.name, small.name],
+			preview=big.name,
+		)
+
+		orders = {row["name"]: row for row in answer["orders"]}
+		self.assertTrue(orders[big.name]["matches"])
+		self.assertTrue(orders[big.name]["would_run"])
+		self.assertFalse(orders[small.name]["matches"])
+		self.assertIn("Grand Total is $ 30.00, the rule wants at least $ 50.00", orders[small.name]["why"])
+		self.assertTrue(answer["preview"]["would_succeed"], answer["preview"]["text"])
+		self.assertEqual(answer["preview"]["documents"], ["Delivery Note", "Sales Invoice", "Payment Entry"])
+		self.assertTrue(answer["form_dirty"])
+		self.assertEqual(saved_everything(), before)
+		self.assertEqual(frappe.db.get_value("Sales Automation Rule", rule.name, "min_grand_total"), 0)
+		self.assertEqual(
+			documents_of(big.name), {"Delivery Note": [], "Sales Invoice": [], "Payment Entry": []}
+		)
+
+
+def delete_rule(rule_name: str):
+	frappe.db.rollback()  # what the test made after the browser (an order and its run) was never committed
+	if frappe.db.exists("Sales Automation Rule", rule_name):
+		frappe.delete_doc("Sales Automation Rule", rule_name)
+	frappe.db.commit()
