@@ -59,14 +59,21 @@ def order_state(sales_order_name: str) -> frappe._dict:
 
 def order_totals(sales_order) -> dict:
 	"""Grand total, paid and outstanding of an order, over its submitted invoices and advances."""
+	amounts = order_amounts(sales_order)
+	return {key: amounts[key] for key in ("currency", "grand_total", "paid", "outstanding")}
+
+
+def order_amounts(sales_order) -> dict:
+	"""order_totals, and what the order's submitted invoices bill (`invoiced`; credit notes count
+	negative), from one read of the invoices."""
 	grand_total = flt(sales_order.rounded_total or sales_order.grand_total)
 	invoices = frappe.get_all(
 		"Sales Invoice",
 		filters={"name": ["in", linked_names("Sales Invoice", "sales_order", sales_order.name, docstatus=1)]},
 		fields=["outstanding_amount", "rounded_total", "grand_total"],
 	)
+	billed = sum(flt(row.rounded_total or row.grand_total) for row in invoices)
 	if invoices:
-		billed = sum(flt(row.rounded_total or row.grand_total) for row in invoices)
 		outstanding = sum(flt(row.outstanding_amount) for row in invoices) + max(grand_total - billed, 0)
 	else:
 		outstanding = grand_total - flt(sales_order.advance_paid)
@@ -75,6 +82,7 @@ def order_totals(sales_order) -> dict:
 		"grand_total": grand_total,
 		"paid": flt(grand_total - outstanding, 2),
 		"outstanding": flt(outstanding, 2),
+		"invoiced": flt(billed, 2),
 	}
 
 

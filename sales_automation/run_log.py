@@ -22,10 +22,9 @@ from sales_automation.constants import (
 	FAILED,
 	PENDING,
 	QUEUED,
-	SALES_INVOICE,
 	SAME_TRANSACTION,
 )
-from sales_automation.documents import linked_names, order_totals
+from sales_automation.documents import order_amounts
 from sales_automation.exceptions import StepFailedError
 from sales_automation.notifications import notify_failure, publish_run
 from sales_automation.rules import RULE_ACTION_FIELDS, plan_steps
@@ -77,7 +76,7 @@ def save_run(run: Document) -> None:
 	publish_run(run)
 
 
-# what documents.order_totals reads of the order
+# what documents.order_amounts reads of the order
 TOTALS_FIELDS = ("name", "currency", "grand_total", "rounded_total", "advance_paid")
 
 
@@ -93,30 +92,24 @@ def end_run(run: Document, status: str, sales_order: frappe._dict | None = None)
 		run.finished_at = now_datetime()
 		run.duration = time_diff_in_seconds(run.finished_at, run.started_at) if run.started_at else None
 	run.status = status
-	totals = order_totals(
+	amounts = order_amounts(
 		sales_order or frappe.db.get_value("Sales Order", run.sales_order, TOTALS_FIELDS, as_dict=True)
 	)
-	run.currency = totals["currency"]
-	run.grand_total = totals["grand_total"]
-	run.invoiced_amount = invoiced_amount(run.sales_order)
-	run.paid_amount = totals["paid"]
-	run.outstanding_amount = totals["outstanding"]
+	run.currency = amounts["currency"]
+	run.grand_total = amounts["grand_total"]
+	run.invoiced_amount = amounts["invoiced"]
+	run.paid_amount = amounts["paid"]
+	run.outstanding_amount = amounts["outstanding"]
 
 
-def invoiced_amount(sales_order_name: str) -> float:
-	"""The total of the order's submitted Sales Invoices (credit notes count negative)."""
-	invoices = linked_names(SALES_INVOICE, "sales_order", sales_order_name, docstatus=1)
-	if not invoices:
-		return 0
-	return flt(
-		sum(
-			flt(row.rounded_total or row.grand_total)
-			for row in frappe.get_all(
-				SALES_INVOICE, filters={"name": ["in", invoices]}, fields=["rounded_total", "grand_total"]
-			)
-		),
-		2,
-	)
+def run_totals(run: Document) -> dict:
+	"""The order's totals as an ended run recorded them (end_run), in documents.order_totals' shape."""
+	return {
+		"currency": run.currency,
+		"grand_total": run.grand_total,
+		"paid": run.paid_amount,
+		"outstanding": run.outstanding_amount,
+	}
 
 
 def record_progress(run: Document, step: Document) -> None:

@@ -8,6 +8,7 @@ import frappe
 
 from sales_automation import engine
 from sales_automation.constants import ACTIVE_STATUSES, DONE_STEP_STATUSES, FAILED
+from sales_automation.run_log import run_totals
 
 
 def step_answer(document, created: bool, run: str | None = None) -> dict:
@@ -39,7 +40,8 @@ def cycle_answer(run, sales_order: frappe._dict, left_open: list[dict]) -> dict:
 		"run": run.name,
 		"rule": run.rule,
 		"match_reason": run.match_reason,
-		"totals": engine.order_totals(sales_order),
+		# as end_run recorded them, in this same transaction; the order's own while the run is under way
+		"totals": run_totals(run) if run.currency else engine.order_totals(sales_order),
 		# what a Partially Completed run leaves, and why: [{"what": delivery|billing|payment, "why"}]
 		"left_open": left_open,
 		"replayed": False,
