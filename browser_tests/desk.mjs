@@ -148,6 +148,36 @@ const scenarios = {
 		};
 	},
 
+	// Open a submitted order whose background run waits (the test holds the order), with Frappe's
+	// realtime server connected; print {"ready": true} for the test to let the run go, then watch the bar
+	// turn Completed. `told_by` says what moved it: "realtime" (an event), "poll" or "load".
+	async watch_run(page) {
+		await openForm(page, "Sales Order", ARGS.sales_order);
+		await page.waitForSelector('.sales-automation-status[data-status="Queued"]', { timeout: TIMEOUT });
+		await page.waitForFunction(() => frappe.realtime.socket && frappe.realtime.socket.connected, null, {
+			timeout: TIMEOUT,
+		});
+		await page.evaluate(() => {
+			window.sales_automation_events = [];
+			frappe.realtime.on("sales_automation_run", (event) => window.sales_automation_events.push(event));
+		});
+		let calls_after_ready = 0;
+		page.on("request", (request) => {
+			if (request.url().includes("sales_automation.api.desk.order_automation")) calls_after_ready += 1;
+		});
+		console.log(JSON.stringify({ ready: true }));
+		const status = page.locator('.sales-automation-status[data-status="Completed"]');
+		await status.waitFor({ state: "visible", timeout: TIMEOUT });
+		await settle(page);
+		return {
+			told_by: await status.getAttribute("data-told-by"),
+			events: await page.evaluate(() =>
+				window.sales_automation_events.map((event) => [event.run, event.status, event.step])
+			),
+			order_automation_calls: calls_after_ready,
+		};
+	},
+
 	// Submit a draft Sales Order from its form; the run indicator turns Completed with links.
 	async submit_order(page) {
 		await openForm(page, "Sales Order", ARGS.sales_order);

@@ -1,5 +1,6 @@
 """A real HTTP server for the test suite and the benchmark: gunicorn serving this site on a free loopback
-port, and ERPNext's seven-call REST flow as integrations run it today."""
+port (with Frappe's realtime server beside it when asked), and ERPNext's seven-call REST flow as
+integrations run it today."""
 
 import os
 import socket
@@ -18,25 +19,42 @@ def free_port() -> int:
 		return sock.getsockname()[1]
 
 
-class LiveServer:
-	"""Starts `gunicorn frappe.app:application` for the current site; use as a context manager.
+def site_application(site: str, statics: bool = False):
+	"""Frappe's WSGI application pinned to one site, as `bench --site <site> serve` pins it: requests
+	that name no site (the realtime server's own, back to this server) reach it too.
 
 	statics=True also serves /assets and /files, as the dev server does, for a browser."""
+	import frappe.app
 
-	def __init__(self, workers: int = 2, threads: int = 4, statics: bool = False):
+	frappe.app._site = site
+	return frappe.app.application_with_statics() if statics else frappe.app.application
+
+
+class LiveServer:
+	"""Starts gunicorn serving the current site (site_application); use as a context manager.
+
+	statics=True also serves /assets and /files, for a browser. realtime=True also starts Frappe's
+	realtime server (`node apps/frappe/socketio.js`, what `bench start` runs) on the bench's
+	socketio_port, and tells the desk to reach it there (DEV_SERVER, as `bench start` sets it)."""
+
+	def __init__(self, workers: int = 2, threads: int = 4, statics: bool = False, realtime: bool = False):
 		self.site = frappe.local.site
 		self.sites_path = os.path.abspath(frappe.local.sites_path)
 		self.port = free_port()
 		self.url = f"http://127.0.0.1:{self.port}"
 		self.workers = workers
 		self.threads = threads
-		self.app = "frappe.app:application_with_statics()" if statics else "frappe.app:application"
+		self.app = f"sales_automation.live_server:site_application({self.site!r}, {statics!r})"
+		self.realtime = realtime
 		self.process = None
+		self.socketio = None
 		self.log_path = os.path.join(self.sites_path, self.site, "logs", f"live-server-{self.port}.log")
 
 	def __enter__(self):
 		os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
 		self._log = open(self.log_path, "w")
+		if self.realtime:
+			self.start_realtime_server()
 		self.process = subprocess.Popen(
 			[
 				sys.executable,
@@ -55,6 +73,7 @@ class LiveServer:
 			cwd=self.sites_path,
 			stdout=self._log,
 			stderr=subprocess.STDOUT,
+			env={**os.environ, "DEV_SERVER": "1"} if self.realtime else None,
 		)
 		deadline = time.monotonic() + 60
 		while time.monotonic() < deadline:
@@ -67,12 +86,39 @@ class LiveServer:
 				time.sleep(0.3)
 		raise RuntimeError(f"live server did not answer in 60 s, see {self.log_path}")
 
+	def start_realtime_server(self):
+		port = int(frappe.conf.socketio_port or 9000)
+		with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+			if sock.connect_ex(("127.0.0.1", port)) == 0:
+				raise RuntimeError(f"port {port} (socketio_port) is taken: stop the dev servers (make stop)")
+		bench_path = os.path.dirname(self.sites_path)
+		self.socketio = subprocess.Popen(
+			["node", os.path.join(bench_path, "apps", "frappe", "socketio.js")],
+			cwd=bench_path,
+			# FRAPPE_SITE: the site of connections that name none (a browser at 127.0.0.1)
+			env={**os.environ, "FRAPPE_SITE": self.site, "FRAPPE_SOCKETIO_PORT": str(port)},
+			stdout=self._log,
+			stderr=subprocess.STDOUT,
+		)
+		deadline = time.monotonic() + 30
+		while time.monotonic() < deadline:
+			if self.socketio.poll() is not None:
+				raise RuntimeError(f"the realtime server exited early, see {self.log_path}")
+			with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+				if sock.connect_ex(("127.0.0.1", port)) == 0:
+					return
+			time.sleep(0.2)
+		raise RuntimeError(f"the realtime server did not listen on {port} in 30 s, see {self.log_path}")
+
 	def __exit__(self, *exc):
-		self.process.terminate()
-		try:
-			self.process.wait(timeout=20)
-		except subprocess.TimeoutExpired:
-			self.process.kill()
+		for process in (self.process, self.socketio):
+			if process is None:
+				continue
+			process.terminate()
+			try:
+				process.wait(timeout=20)
+			except subprocess.TimeoutExpired:
+				process.kill()
 		self._log.close()
 
 	def session(self, api_key: str, api_secret: str) -> requests.Session:

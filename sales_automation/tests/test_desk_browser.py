@@ -15,7 +15,7 @@ import frappe
 from frappe.utils.change_log import get_versions
 from frappe.utils.password import update_password
 
-from sales_automation import engine
+from sales_automation import engine, locks
 from sales_automation.live_server import LiveServer
 from sales_automation.sales_automation.doctype.sales_automation_rule.sales_automation_rule import (
 	CONDITION_FIELDS,
@@ -32,6 +32,7 @@ from sales_automation.tests.factories import (
 	test_env,
 )
 from sales_automation.tests.setups import ensure_currency_exchange, make_foreign_customer, selling_price_list
+from sales_automation.tests.test_concurrency import second_connection
 from sales_automation.tests.test_simulator import saved_everything
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,7 +94,8 @@ class TestDeskInBrowser(IntegrationTestCase):
 			raise RuntimeError(f"browser tests need {', '.join(missing)}: run them through `make test`")
 		ensure_desk_user()
 		frappe.db.commit()
-		cls.server = LiveServer(statics=True).__enter__()
+		# with Frappe's realtime server, as `bench start` (and `make dev`) run it
+		cls.server = LiveServer(statics=True, realtime=True).__enter__()
 		worker_log = Path(cls.server.log_path).with_name(f"browser-worker-{cls.server.port}.log")
 		cls.worker_log = open(worker_log, "w")
 		cls.worker = subprocess.Popen(
@@ -122,12 +124,12 @@ class TestDeskInBrowser(IntegrationTestCase):
 		cls.server.__exit__(None, None, None)
 		super().tearDownClass()
 
-	def browse(self, scenario: str, as_user: str = DESK_USER, **args) -> dict:
+	def browse(self, scenario: str, as_user: str = DESK_USER, on_ready=None, **args) -> dict:
 		"""Run one scenario of browser_tests/desk.mjs as `as_user`; its JSON answer, after its screenshot
-		exists."""
+		exists. `on_ready` is called when the scenario prints {"ready": true}."""
 		frappe.db.commit()  # the server and the worker see only committed data
 		shots = screenshot_dir()
-		result = subprocess.run(
+		process = subprocess.Popen(
 			["node", str(BROWSER_TESTS / "desk.mjs"), scenario],
 			env={
 				**os.environ,
@@ -139,18 +141,68 @@ class TestDeskInBrowser(IntegrationTestCase):
 				"SA_ARGS": json.dumps(args),
 				"SA_CHROMIUM": CHROMIUM,
 			},
-			capture_output=True,
+			stdout=subprocess.PIPE,
+			stderr=subprocess.PIPE,
 			text=True,
-			timeout=300,
 		)
-		lines = result.stdout.strip().splitlines()
+		lines = []
+		try:
+			for line in process.stdout:
+				lines.append(line.strip())
+				if on_ready and line.strip() == '{"ready":true}':
+					on_ready()
+			process.wait(timeout=300)
+		finally:
+			if process.poll() is None:
+				process.kill()
 		answer = json.loads(lines[-1]) if lines else {}
 		self.assertEqual(
-			result.returncode, 0, f"{scenario}: {answer.get('error') or result.stderr[-3000:]} (see {shots})"
+			process.returncode,
+			0,
+			f"{scenario}: {answer.get('error') or process.stderr.read()[-3000:]} (see {shots})",
 		)
 		self.assertTrue((shots / f"{scenario}.png").is_file())
 		frappe.db.rollback()  # read what the browser's requests committed
 		return answer
+
+	def test_the_order_form_turns_completed_when_the_server_tells_it(self):
+		customer = make_customer()
+		make_rule(customer, execution_mode="Background")
+		settings = frappe.get_single("Sales Automation Settings")
+		settings.order_lock_wait_seconds = 120  # the job waits for the order while the page opens
+		settings.save()
+		sales_order = make_sales_order(
+			[{"item_code": make_item(stock_qty=5), "qty": 1, "rate": 30}], customer=customer, submit=False
+		)
+		# the test holds the order, as a request working on it would: its run's job waits
+		holder = second_connection()
+		holder.cursor().execute("select get_lock(%s, 0)", (locks.lock_name(sales_order.name),))
+
+		def let_go():
+			if holder.open:
+				holder.close()  # and with the connection its lock
+
+		try:
+			sales_order.submit()
+			run = run_of(sales_order.name)
+			answer = self.browse("watch_run", on_ready=let_go, sales_order=sales_order.name)
+		finally:
+			let_go()
+			settings.reload()
+			settings.order_lock_wait_seconds = 20
+			settings.save()
+			frappe.db.commit()
+
+		self.assertEqual(frappe.db.get_value(run.doctype, run.name, "status"), "Completed")
+		# moved by the server's events, not by asking: the fallback poll would come after 30 s
+		self.assertEqual(answer["told_by"], "realtime")
+		self.assertEqual(
+			[status for _run, status, _step in answer["events"]],
+			["Running", "Running", "Running", "Completed"],
+		)
+		self.assertEqual({name for name, _status, _step in answer["events"]}, {run.name})
+		# one look per event, and the reload's own
+		self.assertLessEqual(answer["order_automation_calls"], len(answer["events"]) + 1)
 
 	def test_open_a_rule_and_save_it(self):
 		rule = make_rule(make_customer(), priority=10)

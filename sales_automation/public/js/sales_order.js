@@ -20,8 +20,7 @@ Object.assign(sales_automation.order, {
 			return;
 		}
 		this.listen(frm);
-		this.follow(frm, frm.doc.name, true, frm.sales_automation_told || "load");
-		frm.sales_automation_told = null;
+		this.follow(frm, frm.doc.name, true, "load");
 	},
 
 	// The server publishes `sales_automation_run` to the order's room whenever one of its runs moves
@@ -36,7 +35,7 @@ Object.assign(sales_automation.order, {
 				this.follow(frm, frm.doc.name, false, "realtime");
 			} else {
 				// the run ended: it delivered, billed or paid the order
-				frm.sales_automation_told = "realtime";
+				frm.sales_automation_told = { run: event.run, status: event.status, by: "realtime" };
 				frm.reload_doc();
 			}
 		});
@@ -54,9 +53,14 @@ Object.assign(sales_automation.order, {
 			const names = frappe.boot.sales_automation; // statuses and colours, from the server
 			const active = names.active_statuses.includes(state.run && state.run.status);
 			if (!first && !active) {
-				frm.sales_automation_told = source;
+				frm.sales_automation_told = { run: state.run.name, status: state.run.status, by: source };
 				frm.reload_doc();
 				return;
+			}
+			// what told the form of this run's state, whatever refreshes the form after that
+			const told = frm.sales_automation_told;
+			if (told && state.run && told.run === state.run.name && told.status === state.run.status) {
+				source = told.by;
 			}
 			this.show_status(frm, state, source);
 			if (first) this.add_buttons(frm, state);
