@@ -254,3 +254,15 @@ def wait_for_run_to_end(run_name: str, timeout: float = 60) -> str:
 		if status not in ("Queued", "Running") or time.monotonic() > deadline:
 			return status
 		time.sleep(0.5)
+
+
+def serve_site(test_class, user: str, **options):
+	"""A live server of this site for a test class, stopped when the class is done, and an API session
+	as `user` (a Sales user with a token): (server, session)."""
+	from sales_automation.live_server import LiveServer
+	from sales_automation.setup.demo import SALES_ROLES, ensure_api_user
+
+	api_key, api_secret = ensure_api_user(user, SALES_ROLES)
+	frappe.db.commit()  # the server sees only committed data
+	server = test_class.enterClassContext(LiveServer(**options))
+	return server, server.session(api_key, api_secret)

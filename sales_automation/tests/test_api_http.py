@@ -17,6 +17,7 @@ from sales_automation.tests.factories import (
 	make_item,
 	make_sales_order,
 	order_payload,
+	serve_site,
 	test_env,
 )
 
@@ -30,15 +31,7 @@ class TestRunSalesCycleOverHTTP(IntegrationTestCase):
 		cls.env = test_env()
 		cls.customer = make_customer()
 		cls.item_code = make_item(stock_qty=200)
-		cls.api_key, cls.api_secret = ensure_api_user("_sa_http_integration@example.com", SALES_ROLES)
-		frappe.db.commit()
-		cls.server = LiveServer(workers=2, threads=6).__enter__()
-		cls.http = cls.server.session(cls.api_key, cls.api_secret)
-
-	@classmethod
-	def tearDownClass(cls):
-		cls.server.__exit__(None, None, None)
-		super().tearDownClass()
+		cls.server, cls.http = serve_site(cls, "_sa_http_integration@example.com", workers=2, threads=6)
 
 	def key(self, label: str) -> str:
 		keys = self.__dict__.setdefault("_keys", {})

@@ -3,23 +3,10 @@ every state of a run, idempotent repeats, and what is refused."""
 
 import frappe
 
-from sales_automation.live_server import LiveServer
-from sales_automation.setup.demo import SALES_ROLES, ensure_api_user
+from sales_automation.tests import factories
 from sales_automation.tests.base import IntegrationTestCase
-from sales_automation.tests.factories import (
-	count_documents,
-	documents_of,
-	gl_totals,
-	make_customer,
-	make_item,
-	make_rule,
-	make_sales_order,
-	order_payload,
-	test_env,
-	wait_for_run_to_end,
-	work_off_queue,
-)
 
+ASYNC_USER = "_sa_async_integration@example.com"
 CYCLE = "/api/method/sales_automation.api.run_sales_cycle"
 GET_RUN = "/api/method/sales_automation.api.get_run"
 # the synchronous call's answer; get_run answers these and more
@@ -42,18 +29,10 @@ class TestAsynchronousCall(IntegrationTestCase):
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()
-		cls.env = test_env()
-		cls.customer = make_customer()
-		cls.item_code = make_item(stock_qty=500)
-		cls.api_key, cls.api_secret = ensure_api_user("_sa_async_integration@example.com", SALES_ROLES)
-		frappe.db.commit()
-		cls.server = LiveServer(workers=2, threads=4).__enter__()
-		cls.http = cls.server.session(cls.api_key, cls.api_secret)
-
-	@classmethod
-	def tearDownClass(cls):
-		cls.server.__exit__(None, None, None)
-		super().tearDownClass()
+		cls.env = factories.test_env()
+		cls.customer = factories.make_customer()
+		cls.item_code = factories.make_item(stock_qty=500)
+		cls.server, cls.http = factories.serve_site(cls, ASYNC_USER, workers=2, threads=4)
 
 	def post(self, body, headers=None):
 		return self.http.post(self.server.url + CYCLE, json=body, headers=headers or {}, timeout=120)
@@ -65,12 +44,12 @@ class TestAsynchronousCall(IntegrationTestCase):
 
 	def paid_order(self, **fields):
 		return {
-			"order": order_payload(self.customer, self.item_code, **fields),
+			"order": factories.order_payload(self.customer, self.item_code, **fields),
 			"payment": {"mode_of_payment": self.env.cash_mode},
 		}
 
 	def test_202_at_once_then_a_real_worker_completes_the_run(self):
-		before = count_documents()
+		before = factories.count_documents()
 		response = self.post({**self.paid_order(qty=2, rate=30), "async": True})
 
 		self.assertEqual(response.status_code, 202, response.text)
@@ -86,37 +65,38 @@ class TestAsynchronousCall(IntegrationTestCase):
 		self.assertEqual(
 			frappe.db.get_value("Sales Order", accepted["sales_order"], "status"), "To Deliver and Bill"
 		)
-		self.assertEqual([len(names) for names in documents_of(accepted["sales_order"]).values()], [0, 0, 0])
+		self.assertEqual(
+			[len(names) for names in factories.documents_of(accepted["sales_order"]).values()], [0, 0, 0]
+		)
 		queued = self.get_run(accepted["run"])
 		self.assertEqual((queued["status"], queued["step"]), ("Queued", "delivery_note"))
 		self.assertEqual([row["status"] for row in queued["steps"]], ["Pending"] * 3)
 
-		worker = work_off_queue()
+		worker = factories.work_off_queue()
 		self.assertEqual(worker.returncode, 0, worker.stderr[-2000:])
-		self.assertEqual(wait_for_run_to_end(accepted["run"]), "Completed")
+		self.assertEqual(factories.wait_for_run_to_end(accepted["run"]), "Completed")
 
 		done = self.get_run(accepted["run"])
 		self.assertLessEqual(CYCLE_ANSWER_KEYS, set(done))
 		self.assertEqual((done["status"], done["step"], done["error"]), ("Completed", None, None))
 		self.assertEqual(done["totals"], {"currency": "USD", "grand_total": 60, "paid": 60, "outstanding": 0})
-		documents = documents_of(accepted["sales_order"])
+		documents = factories.documents_of(accepted["sales_order"])
 		self.assertEqual(
 			[done["delivery_note"], done["sales_invoice"], done["payment_entry"]],
 			[documents["Delivery Note"][0], documents["Sales Invoice"][0], documents["Payment Entry"][0]],
 		)
-		after = count_documents()
+		after = factories.count_documents()
 		made = ("Sales Order", "Delivery Note", "Sales Invoice", "Payment Entry")
 		self.assertEqual([after[d] - before[d] for d in made], [1, 1, 1, 1])
 		self.assertEqual(frappe.db.get_value("Sales Order", accepted["sales_order"], "status"), "Completed")
-		debit, credit = gl_totals([done["delivery_note"], done["sales_invoice"], done["payment_entry"]])
+		debit, credit = factories.gl_totals(
+			[done["delivery_note"], done["sales_invoice"], done["payment_entry"]]
+		)
 		self.assertEqual(debit, credit)
-		self.assertEqual(frappe.db.get_value("Payment Entry", done["payment_entry"], "owner"), self.user())
-
-	def user(self):
-		return frappe.db.get_value("User", {"api_key": self.api_key}, "name")
+		self.assertEqual(frappe.db.get_value("Payment Entry", done["payment_entry"], "owner"), ASYNC_USER)
 
 	def test_prefer_respond_async_for_an_existing_order(self):
-		sales_order = make_sales_order(
+		sales_order = factories.make_sales_order(
 			[{"item_code": self.item_code, "qty": 1, "rate": 40}], customer=self.customer, automate=False
 		)
 		frappe.db.commit()
@@ -126,14 +106,16 @@ class TestAsynchronousCall(IntegrationTestCase):
 		)
 		self.assertEqual(response.status_code, 202, response.text)
 		run = response.json()["message"]["run"]
-		work_off_queue()
-		self.assertEqual(wait_for_run_to_end(run), "Completed")
-		self.assertEqual([len(names) for names in documents_of(sales_order.name).values()], [1, 1, 1])
+		factories.work_off_queue()
+		self.assertEqual(factories.wait_for_run_to_end(run), "Completed")
+		self.assertEqual(
+			[len(names) for names in factories.documents_of(sales_order.name).values()], [1, 1, 1]
+		)
 
 	def test_an_idempotent_async_repeat_returns_the_same_run(self):
 		body = {**self.paid_order(qty=1, rate=25), "async": True}
 		headers = {"Idempotency-Key": f"async-{frappe.generate_hash(length=8)}"}
-		before = count_documents()
+		before = factories.count_documents()
 		first = self.post(body, headers)
 		second = self.post(body, headers)
 
@@ -142,24 +124,26 @@ class TestAsynchronousCall(IntegrationTestCase):
 		self.assertEqual((second["run"], second["sales_order"]), (first["run"], first["sales_order"]))
 		self.assertEqual((first["replayed"], second["replayed"]), (False, True))
 		frappe.db.rollback()
-		self.assertEqual(count_documents()["Sales Order"], before["Sales Order"] + 1)
+		self.assertEqual(factories.count_documents()["Sales Order"], before["Sales Order"] + 1)
 		self.assertEqual(frappe.db.count("Sales Automation Run", {"sales_order": first["sales_order"]}), 1)
 		# the same key for the synchronous call is another request
 		synchronous = self.post({k: v for k, v in body.items() if k != "async"}, headers)
 		self.assertEqual(synchronous.status_code, 422, synchronous.text)
 
-		work_off_queue()
-		self.assertEqual(wait_for_run_to_end(first["run"]), "Completed")
+		factories.work_off_queue()
+		self.assertEqual(factories.wait_for_run_to_end(first["run"]), "Completed")
 		# a repeat after the run ended: still the same run, as it stands now
 		third = self.post(body, headers)
 		self.assertEqual(third.status_code, 202, third.text)
 		self.assertEqual(
 			(third.json()["message"]["run"], third.json()["message"]["status"]), (first["run"], "Completed")
 		)
-		self.assertEqual([len(names) for names in documents_of(first["sales_order"]).values()], [1, 1, 1])
+		self.assertEqual(
+			[len(names) for names in factories.documents_of(first["sales_order"]).values()], [1, 1, 1]
+		)
 
 	def test_refusals_name_the_field_and_make_nothing(self):
-		before = count_documents()
+		before = factories.count_documents()
 		for body, field in (
 			({**self.paid_order(), "async": True, "dry_run": True}, "async"),
 			({**self.paid_order(), "async": "soon"}, "async"),
@@ -171,15 +155,15 @@ class TestAsynchronousCall(IntegrationTestCase):
 		response = self.http.get(self.server.url + GET_RUN, params={"run": "no-such-run"}, timeout=60)
 		self.assertEqual((response.status_code, response.json()["error"]["field"]), (422, "run"))
 		frappe.db.rollback()
-		self.assertEqual(count_documents(), before)
+		self.assertEqual(factories.count_documents(), before)
 
 
 class TestGetRun(IntegrationTestCase):
 	"""get_run for a run in each state, in process (the HTTP path is the test above)."""
 
 	def setUp(self):
-		self.env = test_env()
-		self.customer = make_customer()
+		self.env = factories.test_env()
+		self.customer = factories.make_customer()
 
 	def tearDown(self):
 		frappe.set_user("Administrator")
@@ -188,9 +172,9 @@ class TestGetRun(IntegrationTestCase):
 	def run_for(self, stock: float, **rule_fields):
 		from sales_automation.api import get_run
 
-		make_rule(self.customer, execution_mode="Background", **rule_fields)
-		item_code = make_item(stock_qty=stock)
-		sales_order = make_sales_order(
+		factories.make_rule(self.customer, execution_mode="Background", **rule_fields)
+		item_code = factories.make_item(stock_qty=stock)
+		sales_order = factories.make_sales_order(
 			[{"item_code": item_code, "qty": 4, "rate": 10}], customer=self.customer
 		)
 		run = frappe.get_doc("Sales Automation Run", {"sales_order": sales_order.name})
