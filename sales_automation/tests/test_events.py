@@ -12,18 +12,8 @@ import frappe
 from frappe.utils import add_to_date, now_datetime
 
 from sales_automation import engine
+from sales_automation.tests import factories
 from sales_automation.tests.base import IntegrationTestCase
-from sales_automation.tests.factories import (
-	documents_of,
-	make_customer,
-	make_item,
-	make_rule,
-	make_sales_order,
-	run_of,
-	test_env,
-	wait_for_run_to_end,
-	work_off_queue,
-)
 
 END_CONDITION = 'doc.status in ("Completed", "Partially Completed", "Failed", "Cancelled")'
 
@@ -76,7 +66,7 @@ class TestRunEvents(IntegrationTestCase):
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()
-		cls.env = test_env()
+		cls.env = factories.test_env()
 		frappe.db.set_single_value("Sales Automation Settings", {"enabled": 1, "max_attempts": 3})
 		cls.receiver = Receiver()
 		cls.webhook = frappe.get_doc(
@@ -122,28 +112,30 @@ class TestRunEvents(IntegrationTestCase):
 
 	def failing_background_order(self):
 		"""A submitted order of a Background rule whose delivery fails: no stock, shortage policy Fail."""
-		customer = make_customer()
-		make_rule(customer, execution_mode="Background")
-		return make_sales_order(
-			[{"item_code": make_item(stock_qty=0), "qty": 1, "rate": 50}], customer=customer
+		customer = factories.make_customer()
+		factories.make_rule(customer, execution_mode="Background")
+		return factories.make_sales_order(
+			[{"item_code": factories.make_item(stock_qty=0), "qty": 1, "rate": 50}], customer=customer
 		)
 
 	def test_a_worker_completing_a_background_run_delivers_it_once_with_documents_and_totals(self):
-		customer = make_customer()
-		rule = make_rule(customer, execution_mode="Background")
-		item_code = make_item(stock_qty=4)
-		sales_order = make_sales_order([{"item_code": item_code, "qty": 2, "rate": 35}], customer=customer)
-		run_name = run_of(sales_order.name).name
+		customer = factories.make_customer()
+		rule = factories.make_rule(customer, execution_mode="Background")
+		item_code = factories.make_item(stock_qty=4)
+		sales_order = factories.make_sales_order(
+			[{"item_code": item_code, "qty": 2, "rate": 35}], customer=customer
+		)
+		run_name = factories.run_of(sales_order.name).name
 		frappe.db.commit()  # the run's job is pushed to the queue only now
 		self.assertEqual(self.receiver.of(run_name), [], "the run was created Queued: not an ending")
 
-		worker = work_off_queue()
+		worker = factories.work_off_queue()
 		self.assertEqual(worker.returncode, 0, worker.stderr[-2000:])
-		self.assertEqual(wait_for_run_to_end(run_name), "Completed")
+		self.assertEqual(factories.wait_for_run_to_end(run_name), "Completed")
 		deliveries = self.receiver.wait_for(run_name)
 
 		self.assertEqual(len(deliveries), 1, deliveries)
-		documents = documents_of(sales_order.name)
+		documents = factories.documents_of(sales_order.name)
 		self.assertEqual(
 			{key: value for key, value in deliveries[0].items() if key not in ("started_at", "finished_at")},
 			{
@@ -181,12 +173,12 @@ class TestRunEvents(IntegrationTestCase):
 		frappe.db.set_single_value("Sales Automation Settings", "max_attempts", 1)
 		self.addCleanup(frappe.db.set_single_value, "Sales Automation Settings", "max_attempts", 3)
 		sales_order = self.failing_background_order()
-		run_name = run_of(sales_order.name).name
+		run_name = factories.run_of(sales_order.name).name
 		frappe.db.commit()  # the worker reads the settings and the run as committed
 
-		worker = work_off_queue()
+		worker = factories.work_off_queue()
 		self.assertEqual(worker.returncode, 0, worker.stderr[-2000:])
-		self.assertEqual(wait_for_run_to_end(run_name), "Failed")
+		self.assertEqual(factories.wait_for_run_to_end(run_name), "Failed")
 		deliveries = self.receiver.wait_for(run_name)
 
 		self.assertEqual(len(deliveries), 1, deliveries)
@@ -204,7 +196,7 @@ class TestRunEvents(IntegrationTestCase):
 		frappe.db.set_single_value("Sales Automation Settings", "max_attempts", 2)
 		self.addCleanup(frappe.db.set_single_value, "Sales Automation Settings", "max_attempts", 3)
 		sales_order = self.failing_background_order()
-		run_name = run_of(sales_order.name).name
+		run_name = factories.run_of(sales_order.name).name
 
 		# in this process: Frappe sends a test's webhook requests at once, when the job commits
 		engine.process_run(run_name, drain_seconds=0)
@@ -219,12 +211,12 @@ class TestRunEvents(IntegrationTestCase):
 		self.assertEqual([delivery["status"] for delivery in self.receiver.of(run_name)], ["Failed"])
 
 	def test_a_same_transaction_run_inserted_once_at_the_end_is_delivered_and_so_is_its_cancellation(self):
-		customer = make_customer()
-		make_rule(customer)  # Same Transaction
-		sales_order = make_sales_order(
-			[{"item_code": make_item(stock_qty=2), "qty": 1, "rate": 40}], customer=customer
+		customer = factories.make_customer()
+		factories.make_rule(customer)  # Same Transaction
+		sales_order = factories.make_sales_order(
+			[{"item_code": factories.make_item(stock_qty=2), "qty": 1, "rate": 40}], customer=customer
 		)
-		run_name = run_of(sales_order.name).name
+		run_name = factories.run_of(sales_order.name).name
 		self.assertEqual(self.receiver.of(run_name), [], "Frappe sends after the commit, not before")
 		frappe.db.commit()
 

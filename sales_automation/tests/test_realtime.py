@@ -9,8 +9,8 @@ from frappe.realtime import get_doc_room, get_user_room
 from frappe.utils.background_jobs import get_redis_connection_without_auth
 
 from sales_automation import engine
+from sales_automation.tests import factories
 from sales_automation.tests.base import IntegrationTestCase
-from sales_automation.tests.factories import make_customer, make_item, make_rule, make_sales_order, run_of
 
 
 class TestRealtimeEvents(IntegrationTestCase):
@@ -35,12 +35,12 @@ class TestRealtimeEvents(IntegrationTestCase):
 		return seen
 
 	def test_a_background_run_tells_the_order_room_and_its_owner_after_each_commit(self):
-		customer = make_customer()
-		make_rule(customer, execution_mode="Background")
-		sales_order = make_sales_order(
-			[{"item_code": make_item(stock_qty=5), "qty": 1, "rate": 9}], customer=customer
+		customer = factories.make_customer()
+		factories.make_rule(customer, execution_mode="Background")
+		sales_order = factories.make_sales_order(
+			[{"item_code": factories.make_item(stock_qty=5), "qty": 1, "rate": 9}], customer=customer
 		)
-		run = run_of(sales_order.name)
+		run = factories.run_of(sales_order.name)
 		frappe.db.commit()
 		self.events(sales_order.name)  # the queued run's insert
 
@@ -65,18 +65,18 @@ class TestRealtimeEvents(IntegrationTestCase):
 		self.assertEqual({message["run"] for message in order_room}, {run.name})
 
 	def test_nothing_is_told_of_a_rolled_back_step_nor_of_a_same_transaction_run(self):
-		customer = make_customer()
-		make_rule(customer)  # same transaction
-		sales_order = make_sales_order(
-			[{"item_code": make_item(stock_qty=5), "qty": 1, "rate": 9}], customer=customer
+		customer = factories.make_customer()
+		factories.make_rule(customer)  # same transaction
+		sales_order = factories.make_sales_order(
+			[{"item_code": factories.make_item(stock_qty=5), "qty": 1, "rate": 9}], customer=customer
 		)
 		frappe.db.commit()
-		self.assertEqual(run_of(sales_order.name).status, "Completed")
+		self.assertEqual(factories.run_of(sales_order.name).status, "Completed")
 		self.assertEqual(self.events(sales_order.name), [])
 
-		make_rule(customer, execution_mode="Background", priority=200)
-		sales_order = make_sales_order(
-			[{"item_code": make_item(stock_qty=5), "qty": 1, "rate": 9}], customer=customer
+		factories.make_rule(customer, execution_mode="Background", priority=200)
+		sales_order = factories.make_sales_order(
+			[{"item_code": factories.make_item(stock_qty=5), "qty": 1, "rate": 9}], customer=customer
 		)
 		self.events(sales_order.name)
 		frappe.db.rollback()

@@ -8,31 +8,24 @@ from sales_automation import engine
 from sales_automation.sales_automation.doctype.sales_automation_run.sales_automation_run import (
 	LIST_VIEW_COLUMNS,
 )
+from sales_automation.tests import factories
 from sales_automation.tests.base import IntegrationTestCase
-from sales_automation.tests.factories import (
-	make_customer,
-	make_item,
-	make_rule,
-	make_sales_order,
-	run_of,
-	test_env,
-)
 
 
 class TestRunRecord(IntegrationTestCase):
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()
-		cls.env = test_env()
+		cls.env = factories.test_env()
 		frappe.db.set_single_value("Sales Automation Settings", {"enabled": 1, "max_attempts": 3})
 
 	def completed_run(self, qty: float = 2, rate: float = 35):
-		customer = make_customer()
-		make_rule(customer)  # Same Transaction
-		sales_order = make_sales_order(
-			[{"item_code": make_item(stock_qty=qty), "qty": qty, "rate": rate}], customer=customer
+		customer = factories.make_customer()
+		factories.make_rule(customer)  # Same Transaction
+		sales_order = factories.make_sales_order(
+			[{"item_code": factories.make_item(stock_qty=qty), "qty": qty, "rate": rate}], customer=customer
 		)
-		return sales_order, run_of(sales_order.name)
+		return sales_order, factories.run_of(sales_order.name)
 
 	def test_a_new_run_is_named_from_the_yearly_series(self):
 		_sales_order, run = self.completed_run()
@@ -40,10 +33,12 @@ class TestRunRecord(IntegrationTestCase):
 		self.assertEqual(frappe.get_meta("Sales Automation Run").autoname, "SA-RUN-.YYYY.-.#####")
 
 	def test_a_run_named_by_hash_before_the_series_is_still_read_and_cancelled_with_its_order(self):
-		customer = make_customer()
-		rule = make_rule(customer, execution_mode="Background")
-		sales_order = make_sales_order(
-			[{"item_code": make_item(stock_qty=1), "qty": 1, "rate": 10}], customer=customer, automate=False
+		customer = factories.make_customer()
+		rule = factories.make_rule(customer, execution_mode="Background")
+		sales_order = factories.make_sales_order(
+			[{"item_code": factories.make_item(stock_qty=1), "qty": 1, "rate": 10}],
+			customer=customer,
+			automate=False,
 		)
 		run = engine.create_run(sales_order, rule, "test", "Manual", "Same Transaction")
 		old_name = frappe.generate_hash(length=10)
@@ -87,12 +82,12 @@ class TestRunRecord(IntegrationTestCase):
 		self.assertEqual(frappe.db.get_value("Sales Invoice", run.sales_invoice, "docstatus"), 2)
 
 	def test_a_partially_completed_run_records_what_it_left_open_with_its_totals(self):
-		customer = make_customer()
-		make_rule(customer, shortage_policy="Deliver Available")
-		sales_order = make_sales_order(
-			[{"item_code": make_item(stock_qty=1), "qty": 3, "rate": 10}], customer=customer
+		customer = factories.make_customer()
+		factories.make_rule(customer, shortage_policy="Deliver Available")
+		sales_order = factories.make_sales_order(
+			[{"item_code": factories.make_item(stock_qty=1), "qty": 3, "rate": 10}], customer=customer
 		)
-		run = run_of(sales_order.name)
+		run = factories.run_of(sales_order.name)
 
 		self.assertEqual(run.status, "Partially Completed")
 		self.assertTrue(run.left_open)
