@@ -168,6 +168,15 @@ def make_rule(customer: str, **fields):
 	return rule
 
 
+def order_with_rule(qty: float = 1, rate: float = 10, stock: float | None = None, **rule_fields):
+	"""A submitted order of one new item (`stock` on hand, by default `qty`) for a new customer with a
+	rule of its own (make_rule with `rule_fields`), so that rule is the one it follows."""
+	customer = make_customer()
+	make_rule(customer, **rule_fields)
+	item_code = make_item(stock_qty=qty if stock is None else stock)
+	return make_sales_order([{"item_code": item_code, "qty": qty, "rate": rate}], customer=customer)
+
+
 def run_of(sales_order_name: str):
 	"""The newest Sales Automation Run of an order, or None."""
 	name = frappe.db.get_value(

@@ -112,11 +112,7 @@ class TestRunEvents(IntegrationTestCase):
 
 	def failing_background_order(self):
 		"""A submitted order of a Background rule whose delivery fails: no stock, shortage policy Fail."""
-		customer = factories.make_customer()
-		factories.make_rule(customer, execution_mode="Background")
-		return factories.make_sales_order(
-			[{"item_code": factories.make_item(stock_qty=0), "qty": 1, "rate": 50}], customer=customer
-		)
+		return factories.order_with_rule(1, 50, stock=0, execution_mode="Background")
 
 	def test_a_worker_completing_a_background_run_delivers_it_once_with_documents_and_totals(self):
 		customer = factories.make_customer()
@@ -211,11 +207,7 @@ class TestRunEvents(IntegrationTestCase):
 		self.assertEqual([delivery["status"] for delivery in self.receiver.of(run_name)], ["Failed"])
 
 	def test_a_same_transaction_run_inserted_once_at_the_end_is_delivered_and_so_is_its_cancellation(self):
-		customer = factories.make_customer()
-		factories.make_rule(customer)  # Same Transaction
-		sales_order = factories.make_sales_order(
-			[{"item_code": factories.make_item(stock_qty=2), "qty": 1, "rate": 40}], customer=customer
-		)
+		sales_order = factories.order_with_rule(1, 40, stock=2)  # Same Transaction
 		run_name = factories.run_of(sales_order.name).name
 		self.assertEqual(self.receiver.of(run_name), [], "Frappe sends after the commit, not before")
 		frappe.db.commit()

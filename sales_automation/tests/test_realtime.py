@@ -35,11 +35,7 @@ class TestRealtimeEvents(IntegrationTestCase):
 		return seen
 
 	def test_a_background_run_tells_the_order_room_and_its_owner_after_each_commit(self):
-		customer = factories.make_customer()
-		factories.make_rule(customer, execution_mode="Background")
-		sales_order = factories.make_sales_order(
-			[{"item_code": factories.make_item(stock_qty=5), "qty": 1, "rate": 9}], customer=customer
-		)
+		sales_order = factories.order_with_rule(1, 9, execution_mode="Background")
 		run = factories.run_of(sales_order.name)
 		frappe.db.commit()
 		self.events(sales_order.name)  # the queued run's insert

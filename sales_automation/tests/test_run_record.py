@@ -20,11 +20,7 @@ class TestRunRecord(IntegrationTestCase):
 		frappe.db.set_single_value("Sales Automation Settings", {"enabled": 1, "max_attempts": 3})
 
 	def completed_run(self, qty: float = 2, rate: float = 35):
-		customer = factories.make_customer()
-		factories.make_rule(customer)  # Same Transaction
-		sales_order = factories.make_sales_order(
-			[{"item_code": factories.make_item(stock_qty=qty), "qty": qty, "rate": rate}], customer=customer
-		)
+		sales_order = factories.order_with_rule(qty, rate)  # Same Transaction
 		return sales_order, factories.run_of(sales_order.name)
 
 	def test_a_new_run_is_named_from_the_yearly_series(self):
@@ -82,11 +78,7 @@ class TestRunRecord(IntegrationTestCase):
 		self.assertEqual(frappe.db.get_value("Sales Invoice", run.sales_invoice, "docstatus"), 2)
 
 	def test_a_partially_completed_run_records_what_it_left_open_with_its_totals(self):
-		customer = factories.make_customer()
-		factories.make_rule(customer, shortage_policy="Deliver Available")
-		sales_order = factories.make_sales_order(
-			[{"item_code": factories.make_item(stock_qty=1), "qty": 3, "rate": 10}], customer=customer
-		)
+		sales_order = factories.order_with_rule(3, 10, stock=1, shortage_policy="Deliver Available")
 		run = factories.run_of(sales_order.name)
 
 		self.assertEqual(run.status, "Partially Completed")
