@@ -12,7 +12,9 @@ from frappe.model.document import Document
 from frappe.utils import cint, getdate, now_datetime
 
 from sales_automation import gate, rules
-from sales_automation.api.cycle import existing_order, handle, run_engine
+from sales_automation.api.cycle import run_engine
+from sales_automation.api.handling import handle
+from sales_automation.api.orders import existing_order
 from sales_automation.api.validation import invalid, json_argument
 from sales_automation.settings import get_settings
 
@@ -120,16 +122,30 @@ def rule_to_simulate(rule: dict | str) -> Document:
 	)
 	if saved:
 		frappe.has_permission(RULE, "read", doc=saved.name, throw=True)
-	document = frappe.get_doc({**values, "doctype": RULE})
+	document = frappe.get_doc({**rule_fields(values), "doctype": RULE})
 	if saved:
 		# a changed version of a saved rule: tried in the saved one's place
 		document.name, document.creation = saved.name, saved.creation
 	else:
 		document.name = new_rule_name(document, identity)
 		document.creation = now_datetime()  # the newest rule: after the others of its priority
+		document.set("__islocal", 1)  # unsaved: a run previewed with it names no rule
 	document._fix_numeric_types()  # a form post sends numbers and checks as text
 	document.validate()
 	return document
+
+
+def rule_fields(values: dict) -> dict:
+	"""The rule's own fields from what the caller sent (the form's doc carries more: name, __islocal,
+	__last_sync_on...), each a single value."""
+	fields = {}
+	for df in frappe.get_meta(RULE).fields:
+		value = values.get(df.fieldname)
+		if isinstance(value, dict | list):
+			invalid(f"rule.{df.fieldname}", _("must be a single value"))
+		if value is not None:
+			fields[df.fieldname] = value
+	return fields
 
 
 def new_rule_name(document: Document, identity) -> str:

@@ -163,6 +163,12 @@ class TestSimulateRule(SimulatorTestCase):
 			)
 		self.assertIn("Create Delivery Note", str(caught.exception))
 
+	def test_a_rule_field_that_is_not_a_single_value_is_refused_naming_it(self):
+		rule = make_rule(make_customer())
+		with self.assertRaises(InvalidRequestError) as caught:
+			simulate_rule(as_on_form(rule, order_filters=[["po_no", "like", "WEB-%"]]))
+		self.assertEqual(caught.exception.field, "rule.order_filters")
+
 	def test_unknown_filters_and_limits_are_refused(self):
 		rule = make_rule(make_customer())
 		for kwargs, field in (
