@@ -12,7 +12,9 @@ from frappe.model.document import Document
 from frappe.utils import cint, getdate, now_datetime
 
 from sales_automation import gate, rules
-from sales_automation.api.cycle import existing_order, handle, run_engine
+from sales_automation.api.cycle import run_engine
+from sales_automation.api.handling import handle
+from sales_automation.api.orders import existing_order
 from sales_automation.api.validation import invalid, json_argument
 from sales_automation.settings import get_settings
 

@@ -4,38 +4,25 @@ to the background (`"async": true` / `Prefer: respond-async`: 202 and a run to f
 Every endpoint validates its input (naming the field), checks the caller's permissions, then hands
 the order to the engine (same-transaction mode, or a queued run); nothing here implements a step."""
 
-import copy
-import random
-import time
-
 import frappe
 from frappe import _
 from frappe.utils import cint, flt
 
-from sales_automation import engine, gate, locks, progress
-from sales_automation.api import idempotency
-from sales_automation.api.answers import (
-	accepted,
-	answer,
-	answers_errors,
-	as_api_error,
-	preview,
-	step_answer,
+from sales_automation import engine, gate
+from sales_automation.api.answers import accepted, answer, answers_errors, preview, step_answer
+from sales_automation.api.handling import handle
+from sales_automation.api.orders import (
+	create_order,
+	default_rule,
+	delivery_note_order,
+	existing_document,
+	existing_order,
+	invoice_of_delivery_note,
+	load_rule,
+	lock_order,
+	order_is_done,
 )
-from sales_automation.api.validation import (
-	check_order,
-	check_payment,
-	check_steps,
-	invalid,
-	json_argument,
-	raise_state,
-)
-from sales_automation.constants import FAILED
-from sales_automation.exceptions import DatabaseBusyError
-
-# The default when no rule matches: the Sales Automation Rule's own field defaults (deliver, invoice
-# from the Delivery Note, everything submitted, reference = order name), plus paying in full.
-DEFAULT_RULE = {"create_payment_entry": 1}
+from sales_automation.api.validation import check_payment, check_steps, invalid, json_argument, raise_state
 
 
 @frappe.whitelist(methods=["POST"])
@@ -289,72 +276,6 @@ def one_step(sales_order, rule, step: str, payment=None, **links) -> dict:
 	return step_answer(document, created=document.name in outcome.created, run=run.name)
 
 
-# --- shared machinery --------------------------------------------------------------------------------
-
-
-def handle(endpoint: str, request: dict, idempotency_key: str | None, work) -> dict:
-	"""Idempotency, atomicity and error shape shared by every endpoint."""
-	if frappe.session.user == "Guest":
-		frappe.throw(_("Log in or use an API token"), frappe.PermissionError)
-	key = idempotency_key
-	if key is None and getattr(frappe.local, "request", None):
-		key = frappe.get_request_header("Idempotency-Key")
-	if key is not None and not (isinstance(key, str) and 0 < len(key) <= 200):
-		invalid("idempotency_key", _("must be a string of 1 to 200 characters"))
-	dry_run = cint(request.get("dry_run"))
-	claim = None
-	if key and not dry_run:
-		claim, stored = idempotency.claim(endpoint, key, request)
-		if stored is not None:
-			return {**stored, "replayed": True}
-	try:
-		result = retrying_transient_errors(work)
-	except Exception as exc:
-		frappe.db.rollback()
-		if claim:
-			idempotency.release(claim)
-		raise as_api_error(exc)
-	if dry_run:
-		frappe.db.rollback()
-	elif claim:
-		idempotency.complete(claim, result)
-	return result
-
-
-# A deadlock or lock-wait timeout is MariaDB's "try again": the call is atomic, so it is retried whole.
-TRANSIENT_ATTEMPTS = 3
-RETRY_AFTER_SECONDS = 2
-
-
-def retrying_transient_errors(work):
-	for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
-		try:
-			return work()
-		except Exception as exc:
-			if not is_transient(exc):
-				raise
-			frappe.db.rollback()  # undoes the attempt and frees the order's lock
-			frappe.local.message_log = []
-			if attempt == TRANSIENT_ATTEMPTS:
-				frappe.local.flags.sales_automation_retry_after = RETRY_AFTER_SECONDS
-				raise DatabaseBusyError(
-					_(
-						"The database is busy (deadlock or lock wait timeout); nothing was saved. Retry in {0} s"
-					).format(RETRY_AFTER_SECONDS)
-				) from exc
-			time.sleep(random.uniform(0.05, 0.25) * attempt)  # jitter: the other party goes first
-
-
-def is_transient(exc: Exception) -> bool:
-	seen = 0
-	while exc is not None and seen < 8:
-		if isinstance(exc, frappe.QueryDeadlockError | frappe.QueryTimeoutError):
-			return True
-		exc = getattr(exc, "cause", None) or exc.__cause__ or exc.__context__
-		seen += 1
-	return False
-
-
 def run_engine(
 	sales_order, rule, reason: str, step_names, payment, dry_run: bool, new_order: bool = False
 ) -> dict:
@@ -413,96 +334,3 @@ def check_permissions(run):
 				except frappe.PermissionError as error:
 					error.step = frappe.scrub(row.step)
 					raise
-
-
-# --- orders ----------------------------------------------------------------------------------------
-
-
-def load_rule(rule_name):
-	if not isinstance(rule_name, str) or not frappe.db.exists("Sales Automation Rule", rule_name):
-		invalid("rule", _("Sales Automation Rule {0} does not exist").format(rule_name))
-	rule = frappe.get_doc("Sales Automation Rule", rule_name)
-	if not rule.enabled:
-		invalid("rule", _("Sales Automation Rule {0} is disabled").format(rule_name))
-	return rule
-
-
-def default_rule(**overrides):
-	"""An unsaved rule with the DocType's own defaults (never a user's: it has no conditions)."""
-	rule = frappe.get_doc(
-		{"doctype": "Sales Automation Rule", **rule_defaults(), **DEFAULT_RULE, **overrides}
-	)
-	rule.rule_name = _("Default")
-	return rule
-
-
-def rule_defaults() -> dict:
-	"""The field defaults of Sales Automation Rule, typed: cheaper than new_doc, which also looks up the
-	user's defaults and permissions for every field."""
-	defaults = {}
-	for df in frappe.get_meta("Sales Automation Rule").fields:
-		if df.default is None or df.fieldtype in ("Section Break", "Column Break", "Tab Break"):
-			continue
-		defaults[df.fieldname] = cint(df.default) if df.fieldtype in ("Check", "Int") else df.default
-	return defaults
-
-
-def existing_document(doctype: str, name, field: str):
-	if not isinstance(name, str) or not frappe.db.exists(doctype, name):
-		error = frappe.DoesNotExistError(_("{0}: {1} {2} does not exist").format(field, _(doctype), name))
-		error.field = field
-		raise error
-	document = frappe.get_doc(doctype, name)
-	document.check_permission("read")
-	return document
-
-
-def lock_order(name):
-	"""One actor per order: concurrent calls for the same order wait here (409 after a while)."""
-	if isinstance(name, str) and name:
-		locks.take(name, timeout=engine.order_lock_wait())
-
-
-def existing_order(name, submit_draft: bool = False):
-	lock_order(name)  # before anything about the order is read
-	sales_order = existing_document("Sales Order", name, "sales_order")
-	refused = gate.refusal(sales_order, allow_draft=submit_draft)
-	if refused:
-		field, reason = refused
-		raise_state(field, _("Sales Order {0}: {1}").format(sales_order.name, reason))
-	if sales_order.docstatus == 0:
-		sales_order.flags.skip_sales_automation = True
-		sales_order.submit()
-	return sales_order
-
-
-def order_is_done(sales_order) -> bool:
-	"""Delivered, billed and paid, whatever a rule asks (progress.what_is_left with no rule)."""
-	return not progress.what_is_left(engine.order_state(sales_order.name))
-
-
-def delivery_note_order(delivery_note: str) -> str:
-	document = existing_document("Delivery Note", delivery_note, "delivery_note")
-	if document.docstatus != 1:
-		raise_state("delivery_note", _("Delivery Note {0} is not submitted").format(delivery_note))
-	order_name = next((row.against_sales_order for row in document.items if row.against_sales_order), None)
-	if not order_name:
-		invalid("delivery_note", _("Delivery Note {0} is not linked to a Sales Order").format(delivery_note))
-	return order_name
-
-
-def invoice_of_delivery_note(delivery_note: str):
-	if flt(frappe.db.get_value("Delivery Note", delivery_note, "per_billed")) < 100:
-		return None
-	return engine.linked_document(engine.SALES_INVOICE, "delivery_note", delivery_note, docstatus=1)
-
-
-def create_order(order: dict):
-	"""Insert and submit a Sales Order from a payload in ERPNext's own field names."""
-	check_order(order)
-	# a copy: frappe.get_doc writes into the caller's row dicts, which would change the request's fingerprint
-	sales_order = frappe.get_doc({**copy.deepcopy(order), "doctype": "Sales Order"})
-	sales_order.flags.skip_sales_automation = True
-	sales_order.submit()  # inserts and submits in one save
-	lock_order(sales_order.name)  # nobody else can see it yet: granted at once, held until commit
-	return sales_order

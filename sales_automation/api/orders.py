@@ -1,0 +1,106 @@
+"""What the endpoints look up and check before the engine runs: the rule they follow (a saved one, or
+the default), the existing document or order under its lock and the gate, the order made from a
+payload."""
+
+import copy
+
+import frappe
+from frappe import _
+from frappe.utils import cint, flt
+
+from sales_automation import engine, gate, locks, progress
+from sales_automation.api.validation import check_order, invalid, raise_state
+
+# The default when no rule matches: the Sales Automation Rule's own field defaults (deliver, invoice
+# from the Delivery Note, everything submitted, reference = order name), plus paying in full.
+DEFAULT_RULE = {"create_payment_entry": 1}
+
+
+def load_rule(rule_name):
+	if not isinstance(rule_name, str) or not frappe.db.exists("Sales Automation Rule", rule_name):
+		invalid("rule", _("Sales Automation Rule {0} does not exist").format(rule_name))
+	rule = frappe.get_doc("Sales Automation Rule", rule_name)
+	if not rule.enabled:
+		invalid("rule", _("Sales Automation Rule {0} is disabled").format(rule_name))
+	return rule
+
+
+def default_rule(**overrides):
+	"""An unsaved rule with the DocType's own defaults (never a user's: it has no conditions)."""
+	rule = frappe.get_doc(
+		{"doctype": "Sales Automation Rule", **rule_defaults(), **DEFAULT_RULE, **overrides}
+	)
+	rule.rule_name = _("Default")
+	return rule
+
+
+def rule_defaults() -> dict:
+	"""The field defaults of Sales Automation Rule, typed: cheaper than new_doc, which also looks up the
+	user's defaults and permissions for every field."""
+	defaults = {}
+	for df in frappe.get_meta("Sales Automation Rule").fields:
+		if df.default is None or df.fieldtype in ("Section Break", "Column Break", "Tab Break"):
+			continue
+		defaults[df.fieldname] = cint(df.default) if df.fieldtype in ("Check", "Int") else df.default
+	return defaults
+
+
+def existing_document(doctype: str, name, field: str):
+	if not isinstance(name, str) or not frappe.db.exists(doctype, name):
+		error = frappe.DoesNotExistError(_("{0}: {1} {2} does not exist").format(field, _(doctype), name))
+		error.field = field
+		raise error
+	document = frappe.get_doc(doctype, name)
+	document.check_permission("read")
+	return document
+
+
+def lock_order(name):
+	"""One actor per order: concurrent calls for the same order wait here (409 after a while)."""
+	if isinstance(name, str) and name:
+		locks.take(name, timeout=engine.order_lock_wait())
+
+
+def existing_order(name, submit_draft: bool = False):
+	lock_order(name)  # before anything about the order is read
+	sales_order = existing_document("Sales Order", name, "sales_order")
+	refused = gate.refusal(sales_order, allow_draft=submit_draft)
+	if refused:
+		field, reason = refused
+		raise_state(field, _("Sales Order {0}: {1}").format(sales_order.name, reason))
+	if sales_order.docstatus == 0:
+		sales_order.flags.skip_sales_automation = True
+		sales_order.submit()
+	return sales_order
+
+
+def order_is_done(sales_order) -> bool:
+	"""Delivered, billed and paid, whatever a rule asks (progress.what_is_left with no rule)."""
+	return not progress.what_is_left(engine.order_state(sales_order.name))
+
+
+def delivery_note_order(delivery_note: str) -> str:
+	document = existing_document("Delivery Note", delivery_note, "delivery_note")
+	if document.docstatus != 1:
+		raise_state("delivery_note", _("Delivery Note {0} is not submitted").format(delivery_note))
+	order_name = next((row.against_sales_order for row in document.items if row.against_sales_order), None)
+	if not order_name:
+		invalid("delivery_note", _("Delivery Note {0} is not linked to a Sales Order").format(delivery_note))
+	return order_name
+
+
+def invoice_of_delivery_note(delivery_note: str):
+	if flt(frappe.db.get_value("Delivery Note", delivery_note, "per_billed")) < 100:
+		return None
+	return engine.linked_document(engine.SALES_INVOICE, "delivery_note", delivery_note, docstatus=1)
+
+
+def create_order(order: dict):
+	"""Insert and submit a Sales Order from a payload in ERPNext's own field names."""
+	check_order(order)
+	# a copy: frappe.get_doc writes into the caller's row dicts, which would change the request's fingerprint
+	sales_order = frappe.get_doc({**copy.deepcopy(order), "doctype": "Sales Order"})
+	sales_order.flags.skip_sales_automation = True
+	sales_order.submit()  # inserts and submits in one save
+	lock_order(sales_order.name)  # nobody else can see it yet: granted at once, held until commit
+	return sales_order
