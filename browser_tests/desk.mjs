@@ -45,6 +45,14 @@ async function openForm(page, doctype, name) {
 	await settle(page);
 }
 
+// Type a value into a form field as a person does (then Tab), and wait for the form to be dirty.
+async function typeInto(page, fieldname, value) {
+	const input = page.locator(`.frappe-control[data-fieldname="${fieldname}"] input`);
+	await input.fill(String(value));
+	await input.press("Tab");
+	await page.waitForFunction(() => cur_frm.is_dirty());
+}
+
 async function clickButton(page, label) {
 	await page.locator(".page-actions, .page-head").getByRole("button", { name: label, exact: true }).first().click();
 }
@@ -53,10 +61,7 @@ const scenarios = {
 	// Log in, open a rule, change it and save it with Ctrl+S.
 	async save_rule(page) {
 		await openForm(page, "Sales Automation Rule", ARGS.rule);
-		const priority = page.locator('.frappe-control[data-fieldname="priority"] input');
-		await priority.fill(String(ARGS.priority));
-		await priority.press("Tab");
-		await page.waitForFunction(() => cur_frm.is_dirty());
+		await typeInto(page, "priority", ARGS.priority);
 		await page.keyboard.press("Control+s");
 		await page.waitForFunction(
 			(priority) => !cur_frm.is_dirty() && cur_frm.doc.priority === priority,
@@ -100,10 +105,7 @@ const scenarios = {
 	// customer, read each order's verdict, preview one order's cycle.
 	async simulate_rule(page) {
 		await openForm(page, "Sales Automation Rule", ARGS.rule);
-		const minimum = page.locator('.frappe-control[data-fieldname="min_grand_total"] input');
-		await minimum.fill(String(ARGS.min_grand_total));
-		await minimum.press("Tab");
-		await page.waitForFunction(() => cur_frm.is_dirty());
+		await typeInto(page, "min_grand_total", ARGS.min_grand_total);
 		await clickButton(page, "Test on recent orders");
 		const dialog = page.locator(".sales-automation-simulator.modal:visible");
 		await dialog.locator(".sales-automation-simulator-orders").waitFor({ state: "visible", timeout: TIMEOUT });

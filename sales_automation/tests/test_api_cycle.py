@@ -11,7 +11,7 @@ from sales_automation.exceptions import (
 	StepFailedError,
 )
 from sales_automation.setup.demo import SALES_ROLES, ensure_api_user, ensure_mode_of_payment
-from sales_automation.tests.base import IntegrationTestCase
+from sales_automation.tests.base import EndpointTestCase
 from sales_automation.tests.factories import (
 	COMPANY,
 	count_documents,
@@ -26,17 +26,7 @@ from sales_automation.tests.factories import (
 )
 
 
-class APITestCase(IntegrationTestCase):
-	@classmethod
-	def setUpClass(cls):
-		super().setUpClass()
-		cls.env = test_env()
-		frappe.db.commit()  # the endpoints roll back on failure; fixtures must survive that
-
-	def tearDown(self):
-		frappe.set_user("Administrator")
-		frappe.local.response.pop("error", None)
-
+class APITestCase(EndpointTestCase):
 	def fixtures(self, stock_qty=10, **customer_fields):
 		customer = make_customer(**customer_fields)
 		item_code = make_item(stock_qty=stock_qty)

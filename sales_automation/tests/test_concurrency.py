@@ -22,19 +22,8 @@ from sales_automation.api.runs import resume_run
 from sales_automation.exceptions import DatabaseBusyError, OrderBusyError
 from sales_automation.live_server import LiveServer
 from sales_automation.setup.demo import SALES_ROLES, ensure_api_user
-from sales_automation.tests.base import IntegrationTestCase
-from sales_automation.tests.factories import (
-	count_documents,
-	documents_of,
-	gl_totals,
-	make_customer,
-	make_item,
-	make_rule,
-	make_sales_order,
-	order_payload,
-	run_of,
-	test_env,
-)
+from sales_automation.tests import factories
+from sales_automation.tests.base import AutomationTestCase
 
 API = "/api/method/sales_automation.api"
 
@@ -82,12 +71,10 @@ def start_worker(burst: bool = True) -> subprocess.Popen:
 	)
 
 
-class ConcurrencyTestCase(IntegrationTestCase):
+class ConcurrencyTestCase(AutomationTestCase):
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()
-		cls.env = test_env()
-		frappe.db.set_single_value("Sales Automation Settings", {"enabled": 1, "max_attempts": 3})
 		cls.api_key, cls.api_secret = ensure_api_user("_sa_race_integration@example.com", SALES_ROLES)
 		frappe.db.commit()
 
@@ -101,11 +88,11 @@ class ConcurrencyTestCase(IntegrationTestCase):
 	def assert_one_cycle(self, sales_order_name: str, item_code: str, qty: float):
 		"""One submitted DN, SI and PE; stock moved once; every voucher's GL balanced; invoice paid."""
 		self.fresh()
-		docs = documents_of(sales_order_name)
+		docs = factories.documents_of(sales_order_name)
 		self.assertEqual({d: len(names) for d, names in docs.items()}, dict.fromkeys(docs, 1), docs)
 		for doctype, names in docs.items():
 			self.assertEqual(frappe.db.get_value(doctype, names[0], "docstatus"), 1, doctype)
-			debit, credit = gl_totals(names)
+			debit, credit = factories.gl_totals(names)
 			if doctype != "Delivery Note" or debit:  # a DN posts GL only with perpetual inventory
 				self.assertEqual(flt(debit, 2), flt(credit, 2), doctype)
 		moved = frappe.db.sql(
@@ -138,9 +125,9 @@ class TestRacesOverHTTP(ConcurrencyTestCase):
 			return http.post(f"{self.server.url}{path or f'{API}.{method}'}", json=body, timeout=120)
 
 	def submitted_order(self, qty=2, **fields):
-		customer = fields.pop("customer", None) or make_customer()
-		item_code = make_item(stock_qty=qty + 5)
-		sales_order = make_sales_order(
+		customer = fields.pop("customer", None) or factories.make_customer()
+		item_code = factories.make_item(stock_qty=qty + 5)
+		sales_order = factories.make_sales_order(
 			[{"item_code": item_code, "qty": qty, "rate": 30}], customer=customer, **fields
 		)
 		frappe.db.commit()
@@ -188,10 +175,10 @@ class TestRacesOverHTTP(ConcurrencyTestCase):
 		self.assert_one_cycle(sales_order.name, item_code, 2)
 
 	def test_hook_job_resume_endpoint_steps_and_bulk_racing_on_one_order_make_one_cycle(self):
-		customer = make_customer()
-		make_rule(customer, execution_mode="Background")
+		customer = factories.make_customer()
+		factories.make_rule(customer, execution_mode="Background")
 		sales_order, item_code = self.submitted_order(customer=customer)  # the hook queued its job
-		run_name = run_of(sales_order.name).name
+		run_name = factories.run_of(sales_order.name).name
 		worker = start_worker()
 		cash = {"mode_of_payment": self.env.cash_mode}
 		try:
@@ -216,10 +203,10 @@ class TestRacesOverHTTP(ConcurrencyTestCase):
 		)
 
 	def test_desk_submit_with_a_same_transaction_rule_racing_the_one_call_makes_one_cycle(self):
-		customer = make_customer()
-		make_rule(customer)
-		item_code = make_item(stock_qty=5)
-		draft = make_sales_order(
+		customer = factories.make_customer()
+		factories.make_rule(customer)
+		item_code = factories.make_item(stock_qty=5)
+		draft = factories.make_sales_order(
 			[{"item_code": item_code, "qty": 1, "rate": 30}], customer=customer, submit=False
 		)
 		frappe.db.commit()
@@ -238,12 +225,14 @@ class TestRacesOverHTTP(ConcurrencyTestCase):
 
 class TestDeadWorkers(ConcurrencyTestCase):
 	def test_a_worker_killed_between_steps_is_told_from_a_live_one_and_its_run_resumes_at_once(self):
-		customer = make_customer()
-		make_rule(customer, execution_mode="Background")
-		item_code = make_item(stock_qty=5)
+		customer = factories.make_customer()
+		factories.make_rule(customer, execution_mode="Background")
+		item_code = factories.make_item(stock_qty=5)
 		invoice_series = series_key("Sales Invoice")
-		sales_order = make_sales_order([{"item_code": item_code, "qty": 2, "rate": 30}], customer=customer)
-		run_name = run_of(sales_order.name).name
+		sales_order = factories.make_sales_order(
+			[{"item_code": item_code, "qty": 2, "rate": 30}], customer=customer
+		)
+		run_name = factories.run_of(sales_order.name).name
 		frappe.db.commit()  # the job is queued now
 
 		# another session holds the invoice's naming row: the worker stops inside the invoice step
@@ -284,12 +273,12 @@ class TestDeadWorkers(ConcurrencyTestCase):
 		self.assert_one_cycle(sales_order.name, item_code, 2)
 
 	def test_the_scheduler_queues_a_dead_workers_run_again_at_once_and_leaves_a_live_one(self):
-		customer = make_customer()
-		make_rule(customer, execution_mode="Background")
-		sales_order = make_sales_order(
-			[{"item_code": make_item(stock_qty=5), "qty": 1, "rate": 30}], customer=customer
+		customer = factories.make_customer()
+		factories.make_rule(customer, execution_mode="Background")
+		sales_order = factories.make_sales_order(
+			[{"item_code": factories.make_item(stock_qty=5), "qty": 1, "rate": 30}], customer=customer
 		)
-		run_name = run_of(sales_order.name).name
+		run_name = factories.run_of(sales_order.name).name
 		frappe.db.set_value("Sales Automation Run", run_name, "status", "Running")
 		frappe.db.commit()
 
@@ -325,8 +314,8 @@ class TestDeadWorkers(ConcurrencyTestCase):
 class TestTransientDatabaseErrors(ConcurrencyTestCase):
 	def setUp(self):
 		frappe.db.sql("set session innodb_lock_wait_timeout = 1")
-		self.customer = make_customer()
-		self.item_code = make_item(stock_qty=10)
+		self.customer = factories.make_customer()
+		self.item_code = factories.make_item(stock_qty=10)
 		self.invoice_series = series_key("Sales Invoice")
 
 	def tearDown(self):
@@ -335,7 +324,7 @@ class TestTransientDatabaseErrors(ConcurrencyTestCase):
 
 	def call(self):
 		return run_sales_cycle(
-			order=order_payload(self.customer, self.item_code, qty=1, rate=10),
+			order=factories.order_payload(self.customer, self.item_code, qty=1, rate=10),
 			payment={"mode_of_payment": self.env.cash_mode},
 		)
 
@@ -350,7 +339,7 @@ class TestTransientDatabaseErrors(ConcurrencyTestCase):
 		return timer
 
 	def test_a_lock_wait_that_clears_is_retried_and_the_call_succeeds(self):
-		before = count_documents()
+		before = factories.count_documents()
 		timer = self.hold_invoice_series(1.5)
 		try:
 			result = self.call()
@@ -358,12 +347,12 @@ class TestTransientDatabaseErrors(ConcurrencyTestCase):
 			timer.join()
 		frappe.db.commit()
 		self.assertEqual(result["status"], "Completed")
-		after = count_documents()
+		after = factories.count_documents()
 		for doctype in ("Sales Order", "Delivery Note", "Sales Invoice", "Payment Entry"):
 			self.assertEqual(after[doctype] - before[doctype], 1, doctype)
 
 	def test_a_lock_wait_that_persists_answers_503_and_leaves_nothing_behind(self):
-		before = count_documents()
+		before = factories.count_documents()
 		timer = self.hold_invoice_series(12)
 		try:
 			with self.assertRaises(DatabaseBusyError) as caught:
@@ -375,7 +364,7 @@ class TestTransientDatabaseErrors(ConcurrencyTestCase):
 		self.assertEqual(frappe.local.response["error"]["type"], "DatabaseBusyError")
 		frappe.local.flags.pop("sales_automation_retry_after", None)
 		self.fresh()
-		self.assertEqual(count_documents(), before)
+		self.assertEqual(factories.count_documents(), before)
 
 	def test_the_retry_after_header_goes_out_with_the_503(self):
 		from werkzeug.wrappers import Response

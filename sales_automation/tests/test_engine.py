@@ -12,7 +12,7 @@ from sales_automation import engine, locks
 from sales_automation.api.runs import resume_run
 from sales_automation.exceptions import StepFailedError
 from sales_automation.setup.demo import ensure_account, ensure_api_user, receive_stock
-from sales_automation.tests.base import IntegrationTestCase
+from sales_automation.tests.base import AutomationTestCase
 from sales_automation.tests.factories import (
 	COMPANY,
 	documents_of,
@@ -27,13 +27,7 @@ from sales_automation.tests.factories import (
 )
 
 
-class EngineTestCase(IntegrationTestCase):
-	@classmethod
-	def setUpClass(cls):
-		super().setUpClass()
-		cls.env = test_env()
-		frappe.db.set_single_value("Sales Automation Settings", {"enabled": 1, "max_attempts": 3})
-
+class EngineTestCase(AutomationTestCase):
 	def tearDown(self):
 		frappe.set_user("Administrator")
 

@@ -13,7 +13,7 @@ from frappe.utils import add_to_date, now_datetime
 
 from sales_automation import engine
 from sales_automation.tests import factories
-from sales_automation.tests.base import IntegrationTestCase
+from sales_automation.tests.base import AutomationTestCase
 
 END_CONDITION = 'doc.status in ("Completed", "Partially Completed", "Failed", "Cancelled")'
 
@@ -62,12 +62,10 @@ class Receiver:
 		return self.of(run_name)
 
 
-class TestRunEvents(IntegrationTestCase):
+class TestRunEvents(AutomationTestCase):
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()
-		cls.env = factories.test_env()
-		frappe.db.set_single_value("Sales Automation Settings", {"enabled": 1, "max_attempts": 3})
 		cls.receiver = Receiver()
 		cls.webhook = frappe.get_doc(
 			{

@@ -7,27 +7,15 @@ from frappe.utils import flt
 from sales_automation import engine
 from sales_automation.api import deliver, run_sales_cycle
 from sales_automation.exceptions import InvalidStateError, StepFailedError
-from sales_automation.tests.base import IntegrationTestCase
-from sales_automation.tests.factories import (
-	count_documents,
-	documents_of,
-	gl_totals,
-	make_customer,
-	make_item,
-	make_rule,
-	make_sales_order,
-	run_of,
-	test_env,
-)
+from sales_automation.tests import factories
+from sales_automation.tests.base import AutomationTestCase
 from sales_automation.tests.setups import ensure_supplier, make_product_bundle
 
 
-class OrderNeedsTestCase(IntegrationTestCase):
+class OrderNeedsTestCase(AutomationTestCase):
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()
-		cls.env = test_env()
-		frappe.db.set_single_value("Sales Automation Settings", {"enabled": 1, "max_attempts": 3})
 		frappe.db.commit()
 
 	def tearDown(self):
@@ -44,24 +32,26 @@ class OrderNeedsTestCase(IntegrationTestCase):
 		)
 
 	def assert_paid(self, sales_order_name: str):
-		docs = documents_of(sales_order_name)
+		docs = factories.documents_of(sales_order_name)
 		for invoice in docs["Sales Invoice"]:
 			self.assertEqual(frappe.db.get_value("Sales Invoice", invoice, "status"), "Paid")
 		for names in docs.values():
-			debit, credit = gl_totals(names)
+			debit, credit = factories.gl_totals(names)
 			self.assertEqual(flt(debit, 2), flt(credit, 2))
 		return docs
 
 
 class TestBundles(OrderNeedsTestCase):
 	def test_a_bundle_order_delivers_its_packed_items_bills_and_pays(self):
-		first, second = make_item(stock_qty=10), make_item(stock_qty=10)
+		first, second = factories.make_item(stock_qty=10), factories.make_item(stock_qty=10)
 		bundle = make_product_bundle({first: 2, second: 1})
-		customer = make_customer()
-		make_rule(customer)
-		sales_order = make_sales_order([{"item_code": bundle, "qty": 3, "rate": 50}], customer=customer)
+		customer = factories.make_customer()
+		factories.make_rule(customer)
+		sales_order = factories.make_sales_order(
+			[{"item_code": bundle, "qty": 3, "rate": 50}], customer=customer
+		)
 
-		run = run_of(sales_order.name)
+		run = factories.run_of(sales_order.name)
 		self.assertEqual(run.status, "Completed", run.error)
 		self.assertEqual(frappe.db.get_value("Sales Order", sales_order.name, "status"), "Completed")
 		self.assertEqual((self.stock_moved(first), self.stock_moved(second)), (-6, -3))
@@ -69,22 +59,24 @@ class TestBundles(OrderNeedsTestCase):
 		self.assertEqual([len(names) for names in docs.values()], [1, 1, 1])
 
 	def test_a_short_bundle_component_fails_the_delivery_naming_the_component(self):
-		first, second = make_item(stock_qty=10), make_item(stock_qty=1)
+		first, second = factories.make_item(stock_qty=10), factories.make_item(stock_qty=1)
 		bundle = make_product_bundle({first: 1, second: 1})
-		customer = make_customer()
-		make_rule(customer)
+		customer = factories.make_customer()
+		factories.make_rule(customer)
 		with self.assertRaises(StepFailedError) as caught:
-			make_sales_order([{"item_code": bundle, "qty": 2, "rate": 50}], customer=customer)
+			factories.make_sales_order([{"item_code": bundle, "qty": 2, "rate": 50}], customer=customer)
 		self.assertIn(second, str(caught.exception))
 
 	def test_deliver_available_ships_whole_bundles_only(self):
-		first, second = make_item(stock_qty=10), make_item(stock_qty=3)
+		first, second = factories.make_item(stock_qty=10), factories.make_item(stock_qty=3)
 		bundle = make_product_bundle({first: 1, second: 2})
-		customer = make_customer()
-		make_rule(customer, shortage_policy="Deliver Available")
-		sales_order = make_sales_order([{"item_code": bundle, "qty": 4, "rate": 50}], customer=customer)
+		customer = factories.make_customer()
+		factories.make_rule(customer, shortage_policy="Deliver Available")
+		sales_order = factories.make_sales_order(
+			[{"item_code": bundle, "qty": 4, "rate": 50}], customer=customer
+		)
 
-		run = run_of(sales_order.name)
+		run = factories.run_of(sales_order.name)
 		self.assertEqual(run.status, "Partially Completed")
 		self.assertIn("delivery:", run.left_open)
 		self.assertEqual(self.stock_moved(second), -2)  # one whole bundle of the four
@@ -92,10 +84,10 @@ class TestBundles(OrderNeedsTestCase):
 
 class TestPartlyHandledByHand(OrderNeedsTestCase):
 	def test_a_manual_partial_delivery_is_billed_with_the_rest_in_one_invoice_and_paid(self):
-		item_code = make_item(stock_qty=10)
-		customer = make_customer()
-		rule = make_rule(customer, enabled=1)
-		sales_order = make_sales_order(
+		item_code = factories.make_item(stock_qty=10)
+		customer = factories.make_customer()
+		rule = factories.make_rule(customer, enabled=1)
+		sales_order = factories.make_sales_order(
 			[{"item_code": item_code, "qty": 5, "rate": 20}], customer=customer, automate=False
 		)
 		manual = frappe.get_attr("erpnext.selling.doctype.sales_order.sales_order.make_delivery_note")(
@@ -117,9 +109,9 @@ class TestPartlyHandledByHand(OrderNeedsTestCase):
 		self.assertEqual(self.stock_moved(item_code), -5)
 
 	def test_a_manual_partial_invoice_is_not_billed_twice_and_both_invoices_are_paid_at_once(self):
-		item_code = make_item(stock_qty=10)
-		customer = make_customer()
-		sales_order = make_sales_order(
+		item_code = factories.make_item(stock_qty=10)
+		customer = factories.make_customer()
+		sales_order = factories.make_sales_order(
 			[{"item_code": item_code, "qty": 4, "rate": 25}], customer=customer, automate=False
 		)
 		manual = frappe.get_attr("erpnext.selling.doctype.sales_order.sales_order.make_sales_invoice")(
@@ -146,10 +138,10 @@ class TestPartlyHandledByHand(OrderNeedsTestCase):
 
 class TestDropShip(OrderNeedsTestCase):
 	def drop_ship_order(self, drop_ship_invoicing: str):
-		stock_item, drop_item = make_item(stock_qty=5), make_item()
-		customer = make_customer()
-		make_rule(customer, drop_ship_invoicing=drop_ship_invoicing)
-		sales_order = make_sales_order(
+		stock_item, drop_item = factories.make_item(stock_qty=5), factories.make_item()
+		customer = factories.make_customer()
+		factories.make_rule(customer, drop_ship_invoicing=drop_ship_invoicing)
+		sales_order = factories.make_sales_order(
 			[
 				{"item_code": stock_item, "qty": 1, "rate": 30},
 				{
@@ -166,11 +158,11 @@ class TestDropShip(OrderNeedsTestCase):
 
 	def test_drop_ship_lines_wait_for_the_suppliers_delivery_and_the_run_says_so(self):
 		sales_order, stock_item, drop_item = self.drop_ship_order("After Supplier Delivery")
-		run = run_of(sales_order.name)
+		run = factories.run_of(sales_order.name)
 		self.assertEqual(run.status, "Partially Completed")
 		self.assertIn("billing:", run.left_open)
 		self.assertIn(drop_item, run.left_open)
-		docs = documents_of(sales_order.name)
+		docs = factories.documents_of(sales_order.name)
 		items = frappe.get_all(
 			"Delivery Note Item", filters={"parent": docs["Delivery Note"][0]}, pluck="item_code"
 		)
@@ -182,7 +174,7 @@ class TestDropShip(OrderNeedsTestCase):
 
 	def test_drop_ship_lines_invoiced_at_once_are_billed_and_paid_with_the_rest(self):
 		sales_order, stock_item, drop_item = self.drop_ship_order("At Once")
-		run = run_of(sales_order.name)
+		run = factories.run_of(sales_order.name)
 		self.assertEqual(run.status, "Completed", run.left_open)
 		docs = self.assert_paid(sales_order.name)
 		billed = frappe.get_all(
@@ -195,15 +187,15 @@ class TestDropShip(OrderNeedsTestCase):
 
 class TestOutOfScope(OrderNeedsTestCase):
 	def test_an_inter_company_order_is_refused_naming_the_field_and_gets_no_run(self):
-		sales_order = make_sales_order(
-			[{"item_code": make_item(stock_qty=2), "qty": 1, "rate": 10}], automate=False
+		sales_order = factories.make_sales_order(
+			[{"item_code": factories.make_item(stock_qty=2), "qty": 1, "rate": 10}], automate=False
 		)
 		frappe.db.set_value("Sales Order", sales_order.name, "is_internal_customer", 1)
 		frappe.db.commit()
-		before = count_documents()
+		before = factories.count_documents()
 		with self.assertRaises(InvalidStateError) as caught:
 			deliver(sales_order=sales_order.name)
 		self.assertEqual(caught.exception.field, "sales_order.customer")
-		self.assertEqual(count_documents(), before)
+		self.assertEqual(factories.count_documents(), before)
 		sales_order.reload()
 		self.assertIsNone(engine.start_for_order(sales_order, trigger="Manual"))

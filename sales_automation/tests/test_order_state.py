@@ -6,26 +6,14 @@ import frappe
 from sales_automation import engine
 from sales_automation.api import deliver, run_sales_cycle
 from sales_automation.exceptions import InvalidStateError
-from sales_automation.tests.base import IntegrationTestCase
-from sales_automation.tests.factories import (
-	count_documents,
-	documents_of,
-	make_customer,
-	make_item,
-	make_rule,
-	make_sales_order,
-	order_payload,
-	run_of,
-	test_env,
-)
+from sales_automation.tests import factories
+from sales_automation.tests.base import AutomationTestCase
 
 
-class OrderStateTestCase(IntegrationTestCase):
+class OrderStateTestCase(AutomationTestCase):
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()
-		cls.env = test_env()
-		frappe.db.set_single_value("Sales Automation Settings", {"enabled": 1, "max_attempts": 3})
 		frappe.db.commit()  # the endpoint rolls back on failure; fixtures must survive that
 
 	def tearDown(self):
@@ -35,10 +23,10 @@ class OrderStateTestCase(IntegrationTestCase):
 	def forged_order(self, header=None, row=None, customer=None, automate=False):
 		"""A submitted order whose stored progress fields were filled by its creator, as ERPNext's own
 		REST API stores them."""
-		item_code = make_item(stock_qty=5)
-		sales_order = make_sales_order(
+		item_code = factories.make_item(stock_qty=5)
+		sales_order = factories.make_sales_order(
 			[{"item_code": item_code, "qty": 2, "rate": 25, **(row or {})}],
-			customer=customer or make_customer(),
+			customer=customer or factories.make_customer(),
 			automate=automate,
 		)
 		if header:
@@ -51,12 +39,12 @@ class OrderStateTestCase(IntegrationTestCase):
 
 class TestForgedProgress(OrderStateTestCase):
 	def assert_refused(self, sales_order, field):
-		before = count_documents()
+		before = factories.count_documents()
 		with self.assertRaises(InvalidStateError) as caught:
 			run_sales_cycle(sales_order=sales_order.name, payment={"mode_of_payment": self.env.cash_mode})
 		self.assertEqual(caught.exception.field, field)
 		self.assertEqual(frappe.local.response["error"]["field"], field)
-		self.assertEqual(count_documents(), before)
+		self.assertEqual(factories.count_documents(), before)
 
 	def test_an_order_recording_a_billing_no_invoice_shows_is_refused_naming_the_field(self):
 		self.assert_refused(self.forged_order(header={"per_billed": 100}), "sales_order.per_billed")
@@ -68,16 +56,17 @@ class TestForgedProgress(OrderStateTestCase):
 		self.assert_refused(self.forged_order(header={"advance_paid": 50}), "sales_order.advance_paid")
 
 	def test_a_background_run_on_such_an_order_fails_naming_the_field_and_makes_nothing(self):
-		customer = make_customer()
-		make_rule(customer, execution_mode="Background")
+		customer = factories.make_customer()
+		factories.make_rule(customer, execution_mode="Background")
 		sales_order = self.forged_order(header={"per_billed": 100}, customer=customer, automate=True)
-		run = run_of(sales_order.name)
+		run = factories.run_of(sales_order.name)
 		engine.process_run(run.name, drain_seconds=0)
 		run.reload()
 		self.assertEqual(run.status, "Failed")
 		self.assertIn("per_billed", run.error)
 		self.assertEqual(
-			documents_of(sales_order.name), {"Delivery Note": [], "Sales Invoice": [], "Payment Entry": []}
+			factories.documents_of(sales_order.name),
+			{"Delivery Note": [], "Sales Invoice": [], "Payment Entry": []},
 		)
 
 	def test_progress_its_documents_show_is_believed_and_the_cycle_continues(self):
@@ -92,9 +81,10 @@ class TestForgedProgress(OrderStateTestCase):
 
 class TestOrderStatus(OrderStateTestCase):
 	def test_an_order_the_call_submits_carries_erpnexts_status_when_nothing_else_touches_it(self):
-		customer = make_customer()
+		customer = factories.make_customer()
 		result = run_sales_cycle(
-			order=order_payload(customer, make_item(stock_qty=5), qty=1, rate=10), steps=["payment_entry"]
+			order=factories.order_payload(customer, factories.make_item(stock_qty=5), qty=1, rate=10),
+			steps=["payment_entry"],
 		)
 		self.assertEqual(result["status"], "Partially Completed")
 		self.assertEqual(
@@ -108,15 +98,15 @@ class TestOneGate(OrderStateTestCase):
 		from sales_automation.api.runs import resume_run, run_bulk
 		from sales_automation.exceptions import RunNotResumableError
 
-		customer = make_customer()
-		make_rule(customer, execution_mode="Background")
-		sales_order = make_sales_order(
-			[{"item_code": make_item(stock_qty=2), "qty": 1, "rate": 10}], customer=customer
+		customer = factories.make_customer()
+		factories.make_rule(customer, execution_mode="Background")
+		sales_order = factories.make_sales_order(
+			[{"item_code": factories.make_item(stock_qty=2), "qty": 1, "rate": 10}], customer=customer
 		)
-		run_name = run_of(sales_order.name).name
+		run_name = factories.run_of(sales_order.name).name
 		frappe.db.set_value("Sales Order", sales_order.name, "status", "Closed")
 		frappe.db.commit()
-		before = count_documents()
+		before = factories.count_documents()
 
 		with self.assertRaises(InvalidStateError) as endpoint:
 			deliver(sales_order=sales_order.name)
@@ -127,4 +117,4 @@ class TestOneGate(OrderStateTestCase):
 		self.assertIn("it is Closed", str(endpoint.exception))
 		self.assertEqual(skipped, [{"sales_order": sales_order.name, "reason": "it is Closed"}])
 		self.assertIn("it is Closed", str(resumed.exception))
-		self.assertEqual(count_documents(), before)
+		self.assertEqual(factories.count_documents(), before)

@@ -9,16 +9,10 @@ from sales_automation.sales_automation.doctype.sales_automation_run.sales_automa
 	LIST_VIEW_COLUMNS,
 )
 from sales_automation.tests import factories
-from sales_automation.tests.base import IntegrationTestCase
+from sales_automation.tests.base import AutomationTestCase
 
 
-class TestRunRecord(IntegrationTestCase):
-	@classmethod
-	def setUpClass(cls):
-		super().setUpClass()
-		cls.env = factories.test_env()
-		frappe.db.set_single_value("Sales Automation Settings", {"enabled": 1, "max_attempts": 3})
-
+class TestRunRecord(AutomationTestCase):
 	def completed_run(self, qty: float = 2, rate: float = 35):
 		sales_order = factories.order_with_rule(qty, rate)  # Same Transaction
 		return sales_order, factories.run_of(sales_order.name)

@@ -33,16 +33,8 @@ from sales_automation.constants import (
 	SALES_INVOICE,
 	SAME_TRANSACTION,
 )
-from sales_automation.tests.base import IntegrationTestCase
-from sales_automation.tests.factories import (
-	documents_of,
-	make_customer,
-	make_item,
-	make_rule,
-	make_sales_order,
-	run_of,
-	test_env,
-)
+from sales_automation.tests import factories
+from sales_automation.tests.base import AutomationTestCase
 from sales_automation.tests.setups import (
 	bundle_components,
 	deliver_by_hand,
@@ -114,13 +106,13 @@ class Setup:
 
 
 def plain_stock_item(test):
-	item_code = make_item(stock_qty=10)
-	return Case(make_customer(), [{"item_code": item_code, "qty": 4, "rate": 25}])
+	item_code = factories.make_item(stock_qty=10)
+	return Case(factories.make_customer(), [{"item_code": item_code, "qty": 4, "rate": 25}])
 
 
 def batch_item(test):
 	item_code = make_batch_item([4, 6])
-	return Case(make_customer(), [{"item_code": item_code, "qty": 3, "rate": 20}])
+	return Case(factories.make_customer(), [{"item_code": item_code, "qty": 3, "rate": 20}])
 
 
 def batch_item_across_batches(test):
@@ -131,17 +123,17 @@ def batch_item_across_batches(test):
 		moved = batch_or_serial_moves(order_stock_entries(documents.all, item_code))
 		test.assertEqual(len(moved), 2, f"7 of batches of 4 and 6 come from both: {moved}")
 
-	return Case(make_customer(), [{"item_code": item_code, "qty": 7, "rate": 20}], check=check)
+	return Case(factories.make_customer(), [{"item_code": item_code, "qty": 7, "rate": 20}], check=check)
 
 
 def serial_item(test):
 	item_code = make_serial_item(stock_qty=5)
-	return Case(make_customer(), [{"item_code": item_code, "qty": 3, "rate": 40}])
+	return Case(factories.make_customer(), [{"item_code": item_code, "qty": 3, "rate": 40}])
 
 
 def taxes_exclusive(test):
 	template, taxes = ensure_sales_tax_template(10)
-	item_code = make_item(stock_qty=5)
+	item_code = factories.make_item(stock_qty=5)
 
 	def check(test, sales_order, documents):
 		test.assertEqual(flt(sales_order.total_taxes_and_charges), 20)
@@ -150,7 +142,7 @@ def taxes_exclusive(test):
 			test.assertEqual(flt(frappe.db.get_value(SI, name, "total_taxes_and_charges")), 20)
 
 	return Case(
-		make_customer(),
+		factories.make_customer(),
 		[{"item_code": item_code, "qty": 2, "rate": 100}],
 		order={"taxes_and_charges": template, "taxes": taxes},
 		check=check,
@@ -159,7 +151,7 @@ def taxes_exclusive(test):
 
 def taxes_inclusive(test):
 	template, taxes = ensure_sales_tax_template(10, included_in_print_rate=True)
-	item_code = make_item(stock_qty=5)
+	item_code = factories.make_item(stock_qty=5)
 
 	def check(test, sales_order, documents):
 		# 2 x 110 with 10 % included: 200 net, 20 tax, 220 to pay
@@ -168,7 +160,7 @@ def taxes_inclusive(test):
 		test.assertEqual(flt(sales_order.grand_total), 220)
 
 	return Case(
-		make_customer(),
+		factories.make_customer(),
 		[{"item_code": item_code, "qty": 2, "rate": 110}],
 		order={"taxes_and_charges": template, "taxes": taxes},
 		check=check,
@@ -176,7 +168,7 @@ def taxes_inclusive(test):
 
 
 def discounts(test):
-	item_code = make_item(stock_qty=5)
+	item_code = factories.make_item(stock_qty=5)
 
 	def check(test, sales_order, documents):
 		# 4 x (100 less 10 %) = 360, less 5 % on the order = 342
@@ -185,7 +177,7 @@ def discounts(test):
 		test.assertEqual(flt(sales_order.grand_total), 342)
 
 	return Case(
-		make_customer(),
+		factories.make_customer(),
 		[{"item_code": item_code, "qty": 4, "price_list_rate": 100, "discount_percentage": 10}],
 		order={"additional_discount_percentage": 5, "apply_discount_on": "Grand Total"},
 		check=check,
@@ -193,8 +185,8 @@ def discounts(test):
 
 
 def pricing_rule(test):
-	customer = make_customer()
-	item_code = make_item(stock_qty=5)
+	customer = factories.make_customer()
+	item_code = factories.make_item(stock_qty=5)
 	make_item_price(item_code, 100)
 	rule_name = make_discount_pricing_rule(item_code, customer, 20)
 
@@ -217,7 +209,7 @@ def rounded_total(test):
 	# ERPNext rounds a total to its currency's smallest coin: USD's is 0.01, so nothing rounds in the
 	# test company's own currency; the customer is billed in CHF, whose smallest coin is 0.05
 	ensure_currency_exchange("CHF", "USD", 1.1)
-	item_code = make_item(stock_qty=5)
+	item_code = factories.make_item(stock_qty=5)
 
 	def check(test, sales_order, documents):
 		# 3 x 33.79 = 101.37, rounded to 101.35: the customer owes 101.35
@@ -241,16 +233,20 @@ def selling_uom(test):
 		row = sales_order.items[0]
 		test.assertEqual((row.uom, flt(row.conversion_factor), flt(row.stock_qty)), ("Box", 12, 24))
 
-	return Case(make_customer(), [{"item_code": item_code, "qty": 2, "uom": "Box", "rate": 120}], check=check)
+	return Case(
+		factories.make_customer(),
+		[{"item_code": item_code, "qty": 2, "uom": "Box", "rate": 120}],
+		check=check,
+	)
 
 
 def two_warehouses(test):
-	env = test_env()
+	env = factories.test_env()
 	overflow = ensure_warehouse("_SA Overflow")
-	first = make_item(stock_qty=5)
+	first = factories.make_item(stock_qty=5)
 	second = make_stocked_item(overflow, 5, env.company)
 	return Case(
-		make_customer(),
+		factories.make_customer(),
 		[
 			{"item_code": first, "qty": 2, "rate": 30, "warehouse": env.warehouse},
 			{"item_code": second, "qty": 3, "rate": 20, "warehouse": overflow},
@@ -260,7 +256,7 @@ def two_warehouses(test):
 
 def payment_terms(test):
 	template = ensure_half_and_half_terms()
-	item_code = make_item(stock_qty=5)
+	item_code = factories.make_item(stock_qty=5)
 
 	def check(test, sales_order, documents):
 		test.assertEqual([flt(row.payment_amount) for row in sales_order.payment_schedule], [100, 100])
@@ -268,7 +264,7 @@ def payment_terms(test):
 			test.assertEqual(frappe.db.get_value(SI, name, "payment_terms_template"), template)
 
 	return Case(
-		make_customer(),
+		factories.make_customer(),
 		[{"item_code": item_code, "qty": 2, "rate": 100}],
 		order={"payment_terms_template": template},
 		check=check,
@@ -277,7 +273,7 @@ def payment_terms(test):
 
 def stock_reservation(test):
 	enable_stock_reservation(test)
-	item_code = make_item(stock_qty=10)
+	item_code = factories.make_item(stock_qty=10)
 
 	def check(test, sales_order, documents):
 		entries = frappe.get_all(
@@ -290,12 +286,12 @@ def stock_reservation(test):
 		test.assertEqual(sum(flt(row.delivered_qty) for row in entries), 4)
 		test.assertEqual({row.status for row in entries}, {"Delivered"})
 		reserved = frappe.db.get_value(
-			"Bin", {"item_code": item_code, "warehouse": test_env().warehouse}, "reserved_stock"
+			"Bin", {"item_code": item_code, "warehouse": factories.test_env().warehouse}, "reserved_stock"
 		)
 		test.assertEqual(flt(reserved), 0)
 
 	return Case(
-		make_customer(),
+		factories.make_customer(),
 		[{"item_code": item_code, "qty": 4, "rate": 25}],
 		order={"reserve_stock": 1},
 		check=check,
@@ -314,7 +310,7 @@ def second_company(test):
 			test.assertEqual(frappe.db.get_value(PE, name, "paid_to"), company.cash_account)
 
 	return Case(
-		make_customer(),
+		factories.make_customer(),
 		[{"item_code": item_code, "qty": 2, "rate": 50}],
 		order={"company": company.company, "set_warehouse": company.warehouse},
 		rule={"order_company": company.company, "mode_of_payment": company.cash_mode},
@@ -324,7 +320,7 @@ def second_company(test):
 
 def two_currencies(test):
 	rate = ensure_currency_exchange("EUR", "USD", 1.25)
-	item_code = make_item(stock_qty=5)
+	item_code = factories.make_item(stock_qty=5)
 
 	def check(test, sales_order, documents):
 		test.assertEqual((sales_order.currency, flt(sales_order.conversion_rate)), ("EUR", rate))
@@ -344,31 +340,31 @@ def two_currencies(test):
 
 
 def product_bundle(test):
-	first, second = make_item(stock_qty=10), make_item(stock_qty=10)
+	first, second = factories.make_item(stock_qty=10), factories.make_item(stock_qty=10)
 	bundle = make_product_bundle({first: 2, second: 1})
 
 	def check(test, sales_order, documents):
 		test.assertEqual(packed_quantities(sales_order), {first: 6, second: 3})
 
-	return Case(make_customer(), [{"item_code": bundle, "qty": 3, "rate": 150}], check=check)
+	return Case(factories.make_customer(), [{"item_code": bundle, "qty": 3, "rate": 150}], check=check)
 
 
 def bundle_with_batch_component(test):
 	batch_component = make_batch_item([3, 5])
-	plain_component = make_item(stock_qty=10)
+	plain_component = factories.make_item(stock_qty=10)
 	bundle = make_product_bundle({batch_component: 2, plain_component: 1})
 
 	def check(test, sales_order, documents):
 		test.assertEqual(packed_quantities(sales_order), {batch_component: 6, plain_component: 3})
 
-	return Case(make_customer(), [{"item_code": bundle, "qty": 3, "rate": 150}], check=check)
+	return Case(factories.make_customer(), [{"item_code": bundle, "qty": 3, "rate": 150}], check=check)
 
 
 def existing_order(prepare, check=None, **expected):
 	"""An order of 10 x 10 worked on by hand (`prepare`) before the automation runs."""
-	item_code = make_item(stock_qty=10)
+	item_code = factories.make_item(stock_qty=10)
 	return Case(
-		make_customer(),
+		factories.make_customer(),
 		[{"item_code": item_code, "qty": 10, "rate": 10}],
 		prepare=prepare,
 		check=check,
@@ -424,7 +420,7 @@ def partly_returned(test):
 def drop_ship_line(test, drop_ship_invoicing: str, **expected):
 	supplier = ensure_supplier()
 	drop_ship_item = make_drop_ship_item(supplier)
-	stock_item = make_item(stock_qty=5)
+	stock_item = factories.make_item(stock_qty=5)
 
 	def check(test, sales_order, documents):
 		row = next(row for row in sales_order.items if row.item_code == drop_ship_item)
@@ -436,7 +432,7 @@ def drop_ship_line(test, drop_ship_invoicing: str, **expected):
 		)
 
 	return Case(
-		make_customer(),
+		factories.make_customer(),
 		[
 			{"item_code": stock_item, "qty": 2, "rate": 50},
 			{
@@ -469,10 +465,10 @@ def drop_ship_invoiced_after_supplier_delivery(test):
 
 
 def service_line(test):
-	service = make_item(is_stock_item=0)
-	stock_item = make_item(stock_qty=5)
+	service = factories.make_item(is_stock_item=0)
+	stock_item = factories.make_item(stock_qty=5)
 	return Case(
-		make_customer(),
+		factories.make_customer(),
 		[
 			{"item_code": stock_item, "qty": 2, "rate": 30},
 			{"item_code": service, "qty": 1, "rate": 60},
@@ -655,12 +651,10 @@ def assert_one_payment_for_every_invoice(test, documents):
 # --- the runner ------------------------------------------------------------------------------------
 
 
-class TestSetups(IntegrationTestCase):
+class TestSetups(AutomationTestCase):
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()
-		cls.env = test_env()
-		frappe.db.set_single_value("Sales Automation Settings", {"enabled": 1, "max_attempts": 3})
 		frappe.db.commit()  # nosemgrep - the one call rolls back on failure; the fixtures must survive it
 
 	def tearDown(self):
@@ -673,7 +667,7 @@ class TestSetups(IntegrationTestCase):
 		rows = [{"warehouse": warehouse, **row} for row in case.rows]
 		item_codes = items_of(rows)
 		stock_before = stock_levels(item_codes)
-		rule = make_rule(case.customer, execution_mode=PATHS[path], **case.rule)
+		rule = factories.make_rule(case.customer, execution_mode=PATHS[path], **case.rule)
 		frappe.db.commit()  # nosemgrep - fixtures outlive the one call's rollback and the background commits
 		try:
 			outcome = self.run_cycle(path, case, rows, rule)
@@ -687,9 +681,11 @@ class TestSetups(IntegrationTestCase):
 		manual = {DN: [], SI: [], PE: []}
 		outstanding_before = {}
 		if case.prepare:
-			sales_order = make_sales_order(rows, customer=case.customer, automate=False, **case.order)
+			sales_order = factories.make_sales_order(
+				rows, customer=case.customer, automate=False, **case.order
+			)
 			case.prepare(sales_order.name)
-			manual = documents_of(sales_order.name)
+			manual = factories.documents_of(sales_order.name)
 			outstanding_before = {
 				name: frappe.db.get_value(SI, name, "outstanding_amount") for name in manual[SI]
 			}
@@ -704,8 +700,8 @@ class TestSetups(IntegrationTestCase):
 			if path == VIA_ONE_CALL:
 				answer = run_sales_cycle(order=order_payload(case, rows), rule=rule.name)
 				return one_call_outcome(answer, manual, outstanding_before)
-			sales_order = make_sales_order(rows, customer=case.customer, **case.order)
-			run = run_of(sales_order.name)
+			sales_order = factories.make_sales_order(rows, customer=case.customer, **case.order)
+			run = factories.run_of(sales_order.name)
 		self.assertIsNotNone(run, "the rule started no run")
 		if path == VIA_BACKGROUND:
 			self.assertEqual(run.status, QUEUED)
@@ -738,7 +734,7 @@ class TestSetups(IntegrationTestCase):
 		if case.run_status == PARTIALLY_COMPLETED:
 			self.assert_left_open(outcome)
 		self.assertEqual(sales_order.status, case.order_status, outcome.detail)
-		docs = documents_of(sales_order.name)
+		docs = factories.documents_of(sales_order.name)
 		documents = frappe._dict(
 			all=docs,
 			manual=outcome.manual,
@@ -868,7 +864,7 @@ class TestSetups(IntegrationTestCase):
 
 def order_payload(case: Case, rows: list[dict]) -> dict:
 	"""The order as an external system sends it to the one call."""
-	env = test_env()
+	env = factories.test_env()
 	return {
 		"customer": case.customer,
 		"company": env.company,

@@ -8,7 +8,7 @@ from sales_automation import locks
 from sales_automation.exceptions import InvalidRequestError, InvalidRuleError
 from sales_automation.setup.demo import ensure_api_user
 from sales_automation.simulator import preview_order, simulate_rule
-from sales_automation.tests.base import IntegrationTestCase
+from sales_automation.tests.base import EndpointTestCase
 from sales_automation.tests.factories import (
 	count_documents,
 	make_customer,
@@ -35,16 +35,8 @@ def as_on_form(rule, **changes) -> dict:
 	return {**rule.as_dict(convert_dates_to_str=True), **changes}
 
 
-class SimulatorTestCase(IntegrationTestCase):
-	@classmethod
-	def setUpClass(cls):
-		super().setUpClass()
-		cls.env = test_env()
-		frappe.db.commit()  # a preview rolls back its transaction; fixtures must survive that
-
-	def tearDown(self):
-		frappe.set_user("Administrator")
-		frappe.local.response.pop("error", None)
+class SimulatorTestCase(EndpointTestCase):
+	"""A preview rolls back its transaction, as the endpoints do."""
 
 	def order(self, customer: str, rate: float = 50, stock_qty: float = 0, **fields):
 		"""A submitted order of one line, as orders from before the app: no run, no documents."""
@@ -199,12 +191,17 @@ class TestSimulateRule(SimulatorTestCase):
 
 
 class TestPreviewOrder(SimulatorTestCase):
-	def test_the_preview_shows_the_cycle_and_saves_nothing(self):
+	def stocked_order_under_a_rule(self):
+		"""A rule of a new customer's, an order of theirs with stock to deliver, and the counts of all
+		a preview could save."""
 		customer = make_customer()
 		rule = make_rule(customer)
 		sales_order = self.order(customer, rate=40, stock_qty=5)
 		frappe.db.commit()
-		before = saved_everything()
+		return rule, sales_order, saved_everything()
+
+	def test_the_preview_shows_the_cycle_and_saves_nothing(self):
+		rule, sales_order, before = self.stocked_order_under_a_rule()
 
 		preview = preview_order(rule.name, sales_order.name)
 
@@ -228,11 +225,7 @@ class TestPreviewOrder(SimulatorTestCase):
 		self.assertFalse(locks.is_held_elsewhere(sales_order.name))
 
 	def test_the_preview_follows_the_rule_as_on_its_form(self):
-		customer = make_customer()
-		rule = make_rule(customer)
-		sales_order = self.order(customer, rate=40, stock_qty=5)
-		frappe.db.commit()
-		before = saved_everything()
+		rule, sales_order, before = self.stocked_order_under_a_rule()
 
 		preview = preview_order(as_on_form(rule, create_payment_entry=0), sales_order.name)
 
