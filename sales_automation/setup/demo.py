@@ -93,19 +93,27 @@ def ensure_account(
 	account_type: str | None = None,
 	currency: str | None = None,
 ) -> str:
-	abbr = frappe.get_cached_value("Company", company_name, "abbr")
-	name = f"{account_name} - {abbr}"
-	if not frappe.db.exists("Account", name):
-		frappe.get_doc(
-			{
-				"doctype": "Account",
-				"account_name": account_name,
-				"parent_account": f"{parent} - {abbr}",
-				"company": company_name,
-				"account_type": account_type,
-				"account_currency": currency,
-			}
-		).insert()
+	return ensure_company_record(
+		"Account",
+		company_name,
+		"account_name",
+		account_name,
+		parent_account=parent,
+		account_type=account_type,
+		account_currency=currency,
+	)
+
+
+def ensure_company_record(doctype: str, company: str, title_field: str, title: str, **fields) -> str:
+	"""A record of `company` that ERPNext names "<title> - <company abbr>" (accounts, warehouses), made
+	when missing; a `parent_*` field is given by title too."""
+	abbr = frappe.get_cached_value("Company", company, "abbr")
+	name = f"{title} - {abbr}"
+	if not frappe.db.exists(doctype, name):
+		for fieldname, value in fields.items():
+			if fieldname.startswith("parent_") and value:
+				fields[fieldname] = f"{value} - {abbr}"
+		frappe.get_doc({"doctype": doctype, title_field: title, "company": company, **fields}).insert()
 	return name
 
 

@@ -11,6 +11,7 @@ from frappe.utils import flt, nowdate
 from sales_automation.setup.demo import (
 	ensure_account,
 	ensure_company,
+	ensure_company_record,
 	ensure_item,
 	ensure_mode_of_payment,
 	leaf_record,
@@ -230,18 +231,9 @@ def ensure_half_and_half_terms() -> str:
 
 
 def ensure_warehouse(warehouse_name: str, company: str = COMPANY) -> str:
-	abbr = frappe.get_cached_value("Company", company, "abbr")
-	name = f"{warehouse_name} - {abbr}"
-	if not frappe.db.exists("Warehouse", name):
-		frappe.get_doc(
-			{
-				"doctype": "Warehouse",
-				"warehouse_name": warehouse_name,
-				"company": company,
-				"parent_warehouse": f"All Warehouses - {abbr}",
-			}
-		).insert()
-	return name
+	return ensure_company_record(
+		"Warehouse", company, "warehouse_name", warehouse_name, parent_warehouse="All Warehouses"
+	)
 
 
 def ensure_second_company() -> frappe._dict:
@@ -313,36 +305,30 @@ def deliver_by_hand(sales_order_name: str, qty: float):
 	"""A submitted Delivery Note of `qty` of every line of the order, from ERPNext's mapper."""
 	from erpnext.selling.doctype.sales_order.sales_order import make_delivery_note
 
-	delivery_note = make_delivery_note(sales_order_name)
-	for row in delivery_note.items:
-		row.qty = qty
-	delivery_note.insert()
-	delivery_note.submit()
-	return delivery_note
+	return submitted_with_qty(make_delivery_note(sales_order_name), qty)
 
 
 def return_by_hand(delivery_note_name: str, qty: float):
 	"""A submitted return Delivery Note of `qty` of every line of a delivered note."""
 	from erpnext.stock.doctype.delivery_note.delivery_note import make_sales_return
 
-	return_note = make_sales_return(delivery_note_name)
-	for row in return_note.items:
-		row.qty = -qty
-	return_note.insert()
-	return_note.submit()
-	return return_note
+	return submitted_with_qty(make_sales_return(delivery_note_name), -qty)
 
 
 def invoice_by_hand(sales_order_name: str, qty: float):
 	"""A submitted, unpaid Sales Invoice of `qty` of every line, made from the order (not a Delivery Note)."""
 	from erpnext.selling.doctype.sales_order.sales_order import make_sales_invoice
 
-	sales_invoice = make_sales_invoice(sales_order_name)
-	for row in sales_invoice.items:
+	return submitted_with_qty(make_sales_invoice(sales_order_name), qty)
+
+
+def submitted_with_qty(document, qty: float):
+	"""A document ERPNext's mapper made, with every line at `qty`, inserted and submitted."""
+	for row in document.items:
 		row.qty = qty
-	sales_invoice.insert()
-	sales_invoice.submit()
-	return sales_invoice
+	document.insert()
+	document.submit()
+	return document
 
 
 def pay_by_hand(reference_doctype: str, reference_name: str, amount: float):

@@ -273,11 +273,7 @@ class TestDeadWorkers(ConcurrencyTestCase):
 		self.assert_one_cycle(sales_order.name, item_code, 2)
 
 	def test_the_scheduler_queues_a_dead_workers_run_again_at_once_and_leaves_a_live_one(self):
-		customer = factories.make_customer()
-		factories.make_rule(customer, execution_mode="Background")
-		sales_order = factories.make_sales_order(
-			[{"item_code": factories.make_item(stock_qty=5), "qty": 1, "rate": 30}], customer=customer
-		)
+		sales_order = factories.order_with_rule(1, 30, stock=5, execution_mode="Background")
 		run_name = factories.run_of(sales_order.name).name
 		frappe.db.set_value("Sales Automation Run", run_name, "status", "Running")
 		frappe.db.commit()

@@ -9,7 +9,12 @@ from sales_automation.api import deliver, run_sales_cycle
 from sales_automation.exceptions import InvalidStateError, StepFailedError
 from sales_automation.tests import factories
 from sales_automation.tests.base import AutomationTestCase
-from sales_automation.tests.setups import ensure_supplier, make_product_bundle
+from sales_automation.tests.setups import (
+	deliver_by_hand,
+	ensure_supplier,
+	invoice_by_hand,
+	make_product_bundle,
+)
 
 
 class OrderNeedsTestCase(AutomationTestCase):
@@ -90,11 +95,7 @@ class TestPartlyHandledByHand(OrderNeedsTestCase):
 		sales_order = factories.make_sales_order(
 			[{"item_code": item_code, "qty": 5, "rate": 20}], customer=customer, automate=False
 		)
-		manual = frappe.get_attr("erpnext.selling.doctype.sales_order.sales_order.make_delivery_note")(
-			sales_order.name
-		)
-		manual.items[0].qty = 2
-		manual.submit()
+		deliver_by_hand(sales_order.name, 2)
 
 		run = engine.start_for_order(sales_order, trigger="Manual", rule_name=rule.name)
 		self.assertEqual(run.status, "Completed", run.error)
@@ -114,11 +115,7 @@ class TestPartlyHandledByHand(OrderNeedsTestCase):
 		sales_order = factories.make_sales_order(
 			[{"item_code": item_code, "qty": 4, "rate": 25}], customer=customer, automate=False
 		)
-		manual = frappe.get_attr("erpnext.selling.doctype.sales_order.sales_order.make_sales_invoice")(
-			sales_order.name
-		)
-		manual.items[0].qty = 1
-		manual.submit()
+		invoice_by_hand(sales_order.name, 1)
 
 		result = run_sales_cycle(
 			sales_order=sales_order.name, payment={"mode_of_payment": self.env.cash_mode}

@@ -98,11 +98,7 @@ class TestOneGate(OrderStateTestCase):
 		from sales_automation.api.runs import resume_run, run_bulk
 		from sales_automation.exceptions import RunNotResumableError
 
-		customer = factories.make_customer()
-		factories.make_rule(customer, execution_mode="Background")
-		sales_order = factories.make_sales_order(
-			[{"item_code": factories.make_item(stock_qty=2), "qty": 1, "rate": 10}], customer=customer
-		)
+		sales_order = factories.order_with_rule(1, 10, stock=2, execution_mode="Background")
 		run_name = factories.run_of(sales_order.name).name
 		frappe.db.set_value("Sales Order", sales_order.name, "status", "Closed")
 		frappe.db.commit()
