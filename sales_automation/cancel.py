@@ -14,7 +14,7 @@ from sales_automation.constants import (
 	SALES_INVOICE,
 )
 from sales_automation.exceptions import CycleNotCancellableError
-from sales_automation.run_log import TOTALS_FIELDS, end_run, error_message, save_run
+from sales_automation.run_log import end_run, error_message, order_for_totals, save_run
 from sales_automation.settings import order_lock_wait
 
 
@@ -105,7 +105,7 @@ def cancel_runs_of_order(sales_order_name: str, statuses=(*ACTIVE_STATUSES, FAIL
 	run_names = frappe.get_all("Sales Automation Run", filters=filters, pluck="name")
 	if not run_names:
 		return
-	sales_order = frappe.db.get_value("Sales Order", sales_order_name, TOTALS_FIELDS, as_dict=True)
+	sales_order = order_for_totals(sales_order_name)
 	for run_name in run_names:
 		run = frappe.get_doc("Sales Automation Run", run_name)
 		end_run(run, CANCELLED, sales_order)

@@ -49,6 +49,7 @@ from sales_automation.constants import (
 	RUNNING,
 	SALES_INVOICE,
 	SAME_TRANSACTION,
+	SUBMIT,
 )
 from sales_automation.documents import (
 	linked_document,
@@ -113,7 +114,7 @@ class Outcome:
 
 def start_for_order(
 	sales_order: "SalesOrder",
-	trigger: str = "Submit",
+	trigger: str = SUBMIT,
 	rule_name: str | None = None,
 	execution_mode=None,
 	lock_wait: float = 0,

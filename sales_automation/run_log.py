@@ -8,7 +8,6 @@ from frappe.model.document import Document
 from frappe.utils import (
 	add_to_date,
 	cint,
-	flt,
 	get_datetime,
 	now,
 	now_datetime,
@@ -80,6 +79,11 @@ def save_run(run: Document) -> None:
 TOTALS_FIELDS = ("name", "currency", "grand_total", "rounded_total", "advance_paid")
 
 
+def order_for_totals(sales_order_name: str) -> frappe._dict:
+	"""The order's fields its totals are computed from (documents.order_amounts)."""
+	return frappe.db.get_value("Sales Order", sales_order_name, TOTALS_FIELDS, as_dict=True)
+
+
 def end_run(run: Document, status: str, sales_order: frappe._dict | None = None) -> None:
 	"""The one place a run ends (Completed, Partially Completed, Failed, Cancelled): its status, when it
 	stopped working and how long it took, and the order's totals as they stand now (`sales_order`: the
@@ -92,9 +96,7 @@ def end_run(run: Document, status: str, sales_order: frappe._dict | None = None)
 		run.finished_at = now_datetime()
 		run.duration = time_diff_in_seconds(run.finished_at, run.started_at) if run.started_at else None
 	run.status = status
-	amounts = order_amounts(
-		sales_order or frappe.db.get_value("Sales Order", run.sales_order, TOTALS_FIELDS, as_dict=True)
-	)
+	amounts = order_amounts(sales_order or order_for_totals(run.sales_order))
 	run.currency = amounts["currency"]
 	run.grand_total = amounts["grand_total"]
 	run.invoiced_amount = amounts["invoiced"]

@@ -8,7 +8,7 @@ import frappe
 
 from sales_automation import engine
 from sales_automation.constants import ACTIVE_STATUSES, DONE_STEP_STATUSES, FAILED
-from sales_automation.run_log import run_totals
+from sales_automation.run_log import order_for_totals, run_totals
 
 
 def step_answer(document, created: bool, run: str | None = None) -> dict:
@@ -24,24 +24,23 @@ def step_answer(document, created: bool, run: str | None = None) -> dict:
 
 
 def answer(outcome) -> dict:
-	run = outcome.run
-	# read once after the last step (the answer is built in the same transaction, nothing moved since)
-	return cycle_answer(run, outcome.order or engine.order_state(run.sales_order), outcome.left_open)
+	return cycle_answer(outcome.run, outcome.left_open)
 
 
-def cycle_answer(run, sales_order: frappe._dict, left_open: list[dict]) -> dict:
-	"""The one call's answer: the run's documents and the order's totals as they stand."""
+def cycle_answer(run, left_open: list[dict]) -> dict:
+	"""The one call's answer: the run's documents, and the order's totals as the run recorded them when
+	it ended (end_run, in the same transaction for the one call) or, while it is under way, as they
+	stand."""
 	return {
 		"status": run.status,
-		"sales_order": sales_order.name,
+		"sales_order": run.sales_order,
 		"delivery_note": run.delivery_note,
 		"sales_invoice": run.sales_invoice,
 		"payment_entry": run.payment_entry,
 		"run": run.name,
 		"rule": run.rule,
 		"match_reason": run.match_reason,
-		# as end_run recorded them, in this same transaction; the order's own while the run is under way
-		"totals": run_totals(run) if run.currency else engine.order_totals(sales_order),
+		"totals": run_totals(run) if run.currency else engine.order_totals(order_for_totals(run.sales_order)),
 		# what a Partially Completed run leaves, and why: [{"what": delivery|billing|payment, "why"}]
 		"left_open": left_open,
 		"replayed": False,
@@ -72,7 +71,7 @@ def run_answer(run) -> dict:
 	under_way = next((row for row in run.steps if row.status not in DONE_STEP_STATUSES), None)
 	failed = next((row for row in run.steps if row.status == FAILED), None)
 	return {
-		**cycle_answer(run, engine.order_state(run.sales_order), left_open),
+		**cycle_answer(run, left_open),
 		"step": frappe.scrub(under_way.step) if under_way and run.status in ACTIVE_STATUSES else None,
 		"steps": [
 			{

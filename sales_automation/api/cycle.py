@@ -23,6 +23,7 @@ from sales_automation.api.orders import (
 	order_is_done,
 )
 from sales_automation.api.validation import check_payment, check_steps, invalid, json_argument, raise_state
+from sales_automation.constants import API
 
 
 @frappe.whitelist(methods=["POST"])
@@ -262,7 +263,7 @@ def pay(
 
 def one_step(sales_order, rule, step: str, payment=None, **links) -> dict:
 	run = engine.create_run(
-		sales_order, rule, _("Step endpoint"), "API", engine.SAME_TRANSACTION, payment=payment
+		sales_order, rule, _("Step endpoint"), API, engine.SAME_TRANSACTION, payment=payment
 	)
 	for fieldname, value in links.items():
 		if value:
@@ -280,7 +281,7 @@ def run_engine(
 	sales_order, rule, reason: str, step_names, payment, dry_run: bool, new_order: bool = False
 ) -> dict:
 	run = engine.create_run(
-		sales_order, rule, reason, "API", engine.SAME_TRANSACTION, steps=step_names, payment=payment
+		sales_order, rule, reason, API, engine.SAME_TRANSACTION, steps=step_names, payment=payment
 	)
 	check_permissions(run)
 	# an order made by this call: nothing else links to it
@@ -290,27 +291,27 @@ def run_engine(
 		return preview(run, rule, reason)
 	outcome = engine.execute(run, engine.Mode.ATOMIC, **context)
 	if new_order:
-		set_erpnext_status(sales_order, outcome.order)
+		set_erpnext_status(sales_order, outcome.order.status if outcome.order else None)
 	return answer(outcome)
 
 
 def queue_run(sales_order, rule, reason: str, step_names, payment) -> dict:
 	"""The run recorded now and queued after commit, for the same engine in a background job."""
 	run = engine.create_run(
-		sales_order, rule, reason, "API", engine.BACKGROUND, steps=step_names, payment=payment
+		sales_order, rule, reason, API, engine.BACKGROUND, steps=step_names, payment=payment
 	)
 	check_permissions(run)
-	if sales_order.status == "Draft":  # submitted by this call (set_erpnext_status)
-		sales_order.set_status(update=True, update_modified=False)
+	set_erpnext_status(sales_order, sales_order.status)  # nothing of the cycle has run yet
 	engine.enqueue_run(run)
 	return accepted(run)
 
 
-def set_erpnext_status(sales_order, state: frappe._dict | None):
+def set_erpnext_status(sales_order, status: str | None):
 	"""ERPNext sets a new document's status only on a later save (submit() of an unsaved order inserts
 	and submits it in one), so an order the call made whose cycle touched nothing else (no delivery, no
-	invoice) would show as Draft while submitted; the cycle's documents otherwise set it themselves."""
-	status = state.status if state else frappe.db.get_value("Sales Order", sales_order.name, "status")
+	invoice) would show as Draft while submitted; the cycle's documents otherwise set it themselves.
+	`status`: the order's as last read (read here when not known)."""
+	status = status or frappe.db.get_value("Sales Order", sales_order.name, "status")
 	if status == "Draft":
 		sales_order.set_status(update=True, update_modified=False)
 
