@@ -3,7 +3,6 @@
 import json
 
 import frappe
-from frappe import _
 from frappe.model.document import Document
 from frappe.utils import cint, get_datetime, now_datetime
 

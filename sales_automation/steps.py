@@ -45,9 +45,6 @@ from sales_automation.references import fill_reference
 
 if TYPE_CHECKING:
 	from erpnext.accounts.doctype.payment_entry.payment_entry import PaymentEntry
-	from erpnext.accounts.doctype.sales_invoice.sales_invoice import SalesInvoice
-	from erpnext.selling.doctype.sales_order.sales_order import SalesOrder
-	from erpnext.stock.doctype.delivery_note.delivery_note import DeliveryNote
 
 
 class Cycle:

@@ -7,12 +7,10 @@ from sales_automation.api.validation import invalid, json_argument
 from sales_automation.constants import (
 	ACTIVE_STATUSES,
 	BULK,
-	COMPLETED,
 	FAILED,
 	MANAGER_ROLES,
-	PARTIALLY_COMPLETED,
 )
-from sales_automation.exceptions import InvalidRequestError, InvalidStateError, OrderBusyError
+from sales_automation.exceptions import OrderBusyError
 
 RESUME_ROLES = MANAGER_ROLES
 

@@ -5,8 +5,6 @@ import json
 import os
 import statistics
 
-import frappe
-
 
 def paired_differences(timings: dict) -> dict:
 	"""Medians of the per-round differences: each round's variants ran back to back, so a difference

@@ -22,7 +22,6 @@ from sales_automation.tests.factories import (
 	make_item,
 	make_sales_order,
 	order_payload,
-	test_env,
 )
 
 

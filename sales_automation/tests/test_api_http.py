@@ -7,8 +7,7 @@ import requests
 
 import frappe
 
-from sales_automation.live_server import LiveServer
-from sales_automation.setup.demo import SALES_ROLES, ensure_api_user
+from sales_automation.setup.demo import ensure_api_user
 from sales_automation.tests.base import IntegrationTestCase
 from sales_automation.tests.factories import (
 	count_documents,

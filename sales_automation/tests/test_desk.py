@@ -13,7 +13,6 @@ from sales_automation.sales_automation.dashboard_chart_source.sales_automation_r
 from sales_automation.sales_automation.report.orders_stuck_between_steps import (
 	orders_stuck_between_steps as stuck_report,
 )
-from sales_automation.setup.demo import receive_stock
 from sales_automation.tests.base import IntegrationTestCase
 from sales_automation.tests.factories import (
 	documents_of,

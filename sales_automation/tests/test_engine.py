@@ -5,7 +5,7 @@ from unittest.mock import patch
 from rq.job import JobStatus
 
 import frappe
-from frappe.utils import add_days, add_to_date, cint, flt, now_datetime, nowdate
+from frappe.utils import add_days, cint, flt, nowdate
 from frappe.utils.background_jobs import get_job
 
 from sales_automation import engine, locks
@@ -23,7 +23,6 @@ from sales_automation.tests.factories import (
 	make_rule,
 	make_sales_order,
 	run_of,
-	test_env,
 )
 
 

@@ -15,7 +15,6 @@ from sales_automation.tests.factories import (
 	make_item,
 	make_rule,
 	make_sales_order,
-	test_env,
 )
 
 RULE = "Sales Automation Rule"
