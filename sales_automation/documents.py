@@ -294,6 +294,24 @@ def is_stock_item(item_code: str) -> bool:
 	return bool(frappe.get_cached_value("Item", item_code, "is_stock_item"))
 
 
+def stock_on_hand(keys: set[tuple[str, str]]) -> dict[tuple[str, str], float]:
+	"""{(item, warehouse): actual qty} for every key, 0 where no Bin exists: one query for the order."""
+	on_hand = dict.fromkeys(keys, 0.0)
+	if keys:
+		Bin = frappe.qb.DocType("Bin")
+		rows = (
+			frappe.qb.from_(Bin)
+			.select(Bin.item_code, Bin.warehouse, Bin.actual_qty)
+			.where(Bin.item_code.isin({item for item, _warehouse in keys}))
+			.where(Bin.warehouse.isin({warehouse for _item, warehouse in keys}))
+			.run()
+		)
+		for item_code, warehouse, actual_qty in rows:
+			if (item_code, warehouse) in on_hand:
+				on_hand[(item_code, warehouse)] = flt(actual_qty)
+	return on_hand
+
+
 def is_product_bundle(item_code: str) -> bool:
 	from erpnext.stock.doctype.packed_item.packed_item import is_product_bundle as erpnext_is_product_bundle
 

@@ -37,6 +37,7 @@ from sales_automation.documents import (
 	map_invoice_from_order,
 	merge_rows,
 	order_state,
+	stock_on_hand,
 	undelivered_stock_rows,
 )
 from sales_automation.exceptions import StepFailedError, StockShortageError
@@ -113,20 +114,17 @@ class Cycle:
 		Returns ({so_detail: qty} for rows that must be capped, a message when stock is short)."""
 		if cint(frappe.db.get_single_value("Stock Settings", "allow_negative_stock")):
 			return {}, None
-		on_hand = {}
+		shipped = {row.name: self.components(row) for row in rows}
+		on_hand = stock_on_hand(
+			{(item, warehouse) for parts in shipped.values() for item, warehouse, _per_unit in parts}
+		)
 		caps, short = {}, []
 		for row in rows:
 			remaining = flt(row.qty) - flt(row.delivered_qty)
-			components = self.components(row)
+			components = shipped[row.name]
 			can_ship = remaining
 			for item_code, warehouse, per_unit in components:
 				key = (item_code, warehouse)
-				if key not in on_hand:
-					on_hand[key] = flt(
-						frappe.db.get_value(
-							"Bin", {"item_code": item_code, "warehouse": warehouse}, "actual_qty"
-						)
-					)
 				needed = remaining * per_unit
 				available = max(on_hand[key], 0)
 				if available < needed:

@@ -253,6 +253,25 @@ class TestStockShortage(EngineTestCase):
 		self.assertEqual(run.status, "Partially Completed")
 		self.assertIn("the rest stays open", run.steps[0].message)
 
+	def test_deliver_available_shares_one_items_stock_across_its_rows(self):
+		customer = make_customer()
+		make_rule(customer, shortage_policy="Deliver Available")
+		short_item, stocked_item = make_item(stock_qty=5), make_item(stock_qty=10)
+		rows = [
+			{"item_code": short_item, "qty": 3, "rate": 10},
+			{"item_code": stocked_item, "qty": 2, "rate": 10},
+			{"item_code": short_item, "qty": 4, "rate": 10},
+		]
+		sales_order = self.order(customer, rows)
+
+		delivery_note = frappe.get_doc("Delivery Note", documents_of(sales_order.name)["Delivery Note"][0])
+		self.assertEqual(
+			[(row.item_code, row.qty) for row in delivery_note.items],
+			[(short_item, 3), (stocked_item, 2), (short_item, 2)],
+		)
+		self.assertEqual((self.stock_qty(short_item), self.stock_qty(stocked_item)), (0, 8))
+		self.assertEqual(run_of(sales_order.name).status, "Partially Completed")
+
 	def test_policy_skip_delivery_delivers_nothing(self):
 		customer = make_customer()
 		make_rule(customer, shortage_policy="Skip Delivery")

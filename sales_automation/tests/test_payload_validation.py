@@ -59,6 +59,34 @@ class PayloadTestCase(IntegrationTestCase):
 		self.assertEqual(count_documents(), before)
 
 
+class TestLinkedRecords(PayloadTestCase):
+	"""The items, warehouses and UOMs an order's rows name are read in one query per doctype."""
+
+	def test_the_first_row_naming_a_missing_or_disabled_record_is_the_field_refused(self):
+		disabled_item = make_item()
+		frappe.db.set_value("Item", disabled_item, "disabled", 1)
+		frappe.db.commit()  # nosemgrep - the refused call rolls back; the fixture must survive it
+		for bad_row, field in (
+			({"item_code": "NO-SUCH-ITEM"}, "order.items[2].item_code"),
+			({"item_code": disabled_item}, "order.items[2].item_code"),
+			({"warehouse": "No Such Warehouse"}, "order.items[2].warehouse"),
+			({"uom": "No Such UOM"}, "order.items[2].uom"),
+		):
+			payload = self.order()
+			payload["items"] = [dict(payload["items"][0]) for _row in range(4)]
+			payload["items"][2].update(bad_row)
+			payload["items"][3]["item_code"] = "NO-SUCH-ITEM-EITHER"  # a later row is not the one named
+			self.assert_refused(field, order=payload)
+
+	def test_a_link_given_in_another_case_is_found_as_mariadb_finds_it(self):
+		payload = self.order()
+		payload["items"][0]["item_code"] = self.item_code.lower()
+		payload["items"][0]["warehouse"] = payload["items"][0]["warehouse"].upper()
+		answer = run_sales_cycle(order=payload)
+		row = frappe.get_doc("Sales Order", answer["sales_order"]).items[0]
+		self.assertEqual((row.item_code, row.warehouse), (self.item_code, self.env.warehouse))
+
+
 class TestForgedFields(PayloadTestCase):
 	def test_computed_order_field_is_refused(self):
 		self.assert_refused("order.per_billed", self.order(per_billed=100))
