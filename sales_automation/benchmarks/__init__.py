@@ -12,7 +12,14 @@ import time
 
 import frappe
 
-from sales_automation.benchmarks.report import log, paired_differences, ratios, summary, write
+from sales_automation.benchmarks.report import (
+	log,
+	paired_differences,
+	paired_overhead,
+	ratios,
+	summary,
+	write,
+)
 from sales_automation.benchmarks.variants import (
 	BACKGROUND_CUSTOMER,
 	BACKGROUND_RULE,
@@ -40,7 +47,7 @@ from sales_automation.setup.demo import (
 
 def run(
 	orders: int = 1000,
-	reps: int = 20,
+	reps: int = 50,
 	lines: str = "1,10,100",
 	workers: int = 2,
 	out_dir: str | None = None,
@@ -80,6 +87,7 @@ def run(
 					timings[name].append(time.perf_counter() - started)
 			for name, samples in timings.items():
 				results["variants"][f"{name}_{n}"] = summary(samples)
+			results.setdefault("paired_overhead", {})[str(n)] = paired_overhead(timings)
 			if "i" in timings:
 				results["paired"] = paired_differences(timings)
 			log(f"{n} line(s): " + ", ".join(f"{k} {summary(v)['median_ms']} ms" for k, v in timings.items()))

@@ -42,6 +42,8 @@ class TestBenchmarkScript(IntegrationTestCase):
 				"b_over_c_2",
 				"overhead_1",
 				"overhead_2",
+				"paired_overhead_1",
+				"paired_overhead_2",
 				"a_over_b_with_no_app_cost",
 			},
 		)
@@ -59,3 +61,10 @@ class TestBenchmarkScript(IntegrationTestCase):
 		self.assertIn("(b) run_sales_cycle, 1 call", report)
 		self.assertIn("## Where (b)'s time goes", report)
 		frappe.db.rollback()
+
+	def test_paired_overhead_takes_the_differences_within_each_round(self):
+		from sales_automation.benchmarks.report import paired_overhead
+
+		# round by round (b) is 0.1, 0.1 and 0.05 s slower than (c); the medians differ by only 0.05
+		timings = {"b": [1.1, 2.1, 1.35], "c": [1.0, 2.0, 1.3]}
+		self.assertAlmostEqual(paired_overhead(timings), 0.1 / 1.3)
