@@ -41,6 +41,8 @@ def create_run(
 			"sales_order": sales_order.name,
 			"company": sales_order.company,
 			"customer": sales_order.customer,
+			# set here: insert() fills an empty Link from the user's defaults (their default currency)
+			"currency": sales_order.currency,
 			"rule": rule.name if not rule.is_new() else None,
 			"rule_version": rule.modified if not rule.is_new() else None,
 			"rule_snapshot": json.dumps(

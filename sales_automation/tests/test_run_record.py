@@ -41,6 +41,22 @@ class TestRunRecord(AutomationTestCase):
 		self.assertTrue(run.finished_at)
 		self.assertIsNone(run.duration)  # it never started
 
+	def test_a_queued_run_shows_its_orders_currency_not_the_users_default(self):
+		customer = factories.make_customer()
+		rule = factories.make_rule(customer, execution_mode="Background")
+		sales_order = factories.make_sales_order(
+			[{"item_code": factories.make_item(stock_qty=1), "qty": 1, "rate": 10}],
+			customer=customer,
+			automate=False,
+		)
+		other = "EUR" if sales_order.currency != "EUR" else "USD"
+		frappe.defaults.set_user_default("currency", other)
+		self.addCleanup(frappe.defaults.clear_user_default, "currency")
+
+		run = engine.create_run(sales_order, rule, "test", "Manual", "Background")  # saved Queued
+
+		self.assertEqual(frappe.db.get_value(run.doctype, run.name, "currency"), sales_order.currency)
+
 	def test_a_completed_run_records_its_duration_and_the_order_totals_when_it_ends(self):
 		sales_order, run = self.completed_run(qty=2, rate=35)
 
