@@ -35,9 +35,18 @@ class LiveServer:
 
 	statics=True also serves /assets and /files, for a browser. realtime=True also starts Frappe's
 	realtime server (`node apps/frappe/socketio.js`, what `bench start` runs) on the bench's
-	socketio_port, and tells the desk to reach it there (DEV_SERVER, as `bench start` sets it)."""
+	socketio_port, and tells the desk to reach it there (DEV_SERVER, as `bench start` sets it).
+	threads=1 with preload=True serves as bench's production config does (supervisor.conf: sync
+	workers, the application loaded before the workers fork)."""
 
-	def __init__(self, workers: int = 2, threads: int = 4, statics: bool = False, realtime: bool = False):
+	def __init__(
+		self,
+		workers: int = 2,
+		threads: int = 4,
+		statics: bool = False,
+		realtime: bool = False,
+		preload: bool = False,
+	):
 		self.site = frappe.local.site
 		self.sites_path = os.path.abspath(frappe.local.sites_path)
 		self.port = free_port()
@@ -46,6 +55,7 @@ class LiveServer:
 		self.threads = threads
 		self.app = f"sales_automation.live_server:site_application({self.site!r}, {statics!r})"
 		self.realtime = realtime
+		self.preload = preload
 		self.process = None
 		self.socketio = None
 		self.log_path = os.path.join(self.sites_path, self.site, "logs", f"live-server-{self.port}.log")
@@ -68,6 +78,7 @@ class LiveServer:
 				str(self.threads),
 				"--timeout",
 				"120",
+				*(["--preload"] if self.preload else []),
 				self.app,
 			],
 			cwd=self.sites_path,
