@@ -111,8 +111,12 @@ const scenarios = {
 		await dialog.locator(".sales-automation-simulator-orders").waitFor({ state: "visible", timeout: TIMEOUT });
 		const customer = dialog.locator('.frappe-control[data-fieldname="customer"] input');
 		await customer.fill(ARGS.customer);
-		await customer.press("Escape");
-		await page.waitForFunction(() => cur_dialog && cur_dialog.get_value("customer"), null, { timeout: TIMEOUT });
+		// leave the field by clicking the dialog's title: Escape closes the dialog itself when the
+		// suggestions have not opened yet (a slow machine)
+		await dialog.locator(".modal-title").click();
+		await page.waitForFunction((name) => cur_dialog && cur_dialog.get_value("customer") === name, ARGS.customer, {
+			timeout: TIMEOUT,
+		});
 		await dialog.getByRole("button", { name: "Refresh", exact: true }).click();
 		await page.waitForFunction(
 			(names) => {
