@@ -62,9 +62,8 @@ def run(
 
 	from sales_automation.live_server import LiveServer
 
-	# the timed requests meet gunicorn as bench's production config runs it (sync workers, --preload;
-	# a worker with threads costs a heavy request about 10 ms more here); one worker, so every timed
-	# request meets the same warm process, as (i) and (c) run in this one
+	# the timed requests meet gunicorn as bench's production config runs it (sync workers, --preload);
+	# one worker, so every timed request meets the same warm process, as (i) and (c) run in this one
 	with LiveServer(workers=1, threads=1, preload=True) as server:
 		http = server.session(env.api_key, env.api_secret)
 		for n in line_counts:
