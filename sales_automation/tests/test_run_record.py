@@ -17,12 +17,8 @@ class TestRunRecord(AutomationTestCase):
 		sales_order = factories.order_with_rule(qty, rate)  # Same Transaction
 		return sales_order, factories.run_of(sales_order.name)
 
-	def test_a_new_run_is_named_from_the_yearly_series(self):
-		_sales_order, run = self.completed_run()
-		self.assertRegex(run.name, rf"^SA-RUN-{nowdate()[:4]}-\d{{5}}$")
-		self.assertEqual(frappe.get_meta("Sales Automation Run").autoname, "SA-RUN-.YYYY.-.#####")
-
-	def test_a_run_named_by_hash_before_the_series_is_still_read_and_cancelled_with_its_order(self):
+	def order_not_yet_run(self):
+		"""A submitted order whose submit started no run, and a Background rule for its customer."""
 		customer = factories.make_customer()
 		rule = factories.make_rule(customer, execution_mode="Background")
 		sales_order = factories.make_sales_order(
@@ -30,6 +26,15 @@ class TestRunRecord(AutomationTestCase):
 			customer=customer,
 			automate=False,
 		)
+		return sales_order, rule
+
+	def test_a_new_run_is_named_from_the_yearly_series(self):
+		_sales_order, run = self.completed_run()
+		self.assertRegex(run.name, rf"^SA-RUN-{nowdate()[:4]}-\d{{5}}$")
+		self.assertEqual(frappe.get_meta("Sales Automation Run").autoname, "SA-RUN-.YYYY.-.#####")
+
+	def test_a_run_named_by_hash_before_the_series_is_still_read_and_cancelled_with_its_order(self):
+		sales_order, rule = self.order_not_yet_run()
 		run = engine.create_run(sales_order, rule, "test", "Manual", "Same Transaction")
 		old_name = frappe.generate_hash(length=10)
 		run.insert(set_name=old_name, ignore_permissions=True)
@@ -42,13 +47,7 @@ class TestRunRecord(AutomationTestCase):
 		self.assertIsNone(run.duration)  # it never started
 
 	def test_a_queued_run_shows_its_orders_currency_not_the_users_default(self):
-		customer = factories.make_customer()
-		rule = factories.make_rule(customer, execution_mode="Background")
-		sales_order = factories.make_sales_order(
-			[{"item_code": factories.make_item(stock_qty=1), "qty": 1, "rate": 10}],
-			customer=customer,
-			automate=False,
-		)
+		sales_order, rule = self.order_not_yet_run()
 		other = "EUR" if sales_order.currency != "EUR" else "USD"
 		frappe.defaults.set_user_default("currency", other)
 		self.addCleanup(frappe.defaults.clear_user_default, "currency")
