@@ -3,7 +3,7 @@
 and 100 lines, (f) what the app adds to a Sales Order submit when no rule matches, (g) several
 callers racing one call on the same existing order (duplicates counted); and where (b)'s
 time goes: (i) the same call in this process (no HTTP) and a profile of it, split into ERPNext's own
-work and the app's.
+work and the app's, and (j), (k): (i) and (c) each from a fresh Frappe context, as a request starts.
 
 Run with `make bench` (against the dev site). Variants are interleaved round by round, so drift of
 the machine hits them alike. A tiny run is part of the test suite so this file cannot rot."""
@@ -28,6 +28,7 @@ from sales_automation.benchmarks.variants import (
 	background,
 	bare_request,
 	floor,
+	fresh_context,
 	in_process_call,
 	one_call,
 	profile_one_call,
@@ -43,6 +44,9 @@ from sales_automation.setup.demo import (
 	ensure_item,
 	receive_stock,
 )
+
+# started from a fresh Frappe context (not timed), as every request is: what (b) - (i) holds beyond (r)
+FROM_FRESH_CONTEXT = {"j", "k"}
 
 
 def run(
@@ -74,6 +78,9 @@ def run(
 					"a": lambda n=n: rest_flow(server, http, env, n),
 					**variants,
 					"i": lambda n=n: in_process_call(env, n),
+					# (i) and (c) again, each from a fresh Frappe context as a request starts it
+					"j": lambda n=n: in_process_call(env, n),
+					"k": lambda n=n: floor(env, n),
 					"r": lambda: bare_request(server, http),
 				}
 			for fn in variants.values():
@@ -84,6 +91,8 @@ def run(
 				# each round starts with the next variant, so none always follows the same one
 				shift = round_no % len(names)
 				for name in names[shift:] + names[:shift]:
+					if name in FROM_FRESH_CONTEXT:
+						fresh_context()
 					started = time.perf_counter()
 					variants[name]()
 					timings[name].append(time.perf_counter() - started)

@@ -70,6 +70,19 @@ def in_process_call(env, n: int) -> str:
 		frappe.set_user("Administrator")
 
 
+def fresh_context():
+	"""Start Frappe's per-request state afresh, as every request and background job starts it: `frappe.init`
+	and a new database connection, so Frappe's caches of one request (the local cache, and the Singles
+	and link values `Database.value_cache` keeps on the connection) are empty. Not timed: the variants
+	(j) and (k) measure what the work costs from there."""
+	site, sites_path, flags = frappe.local.site, frappe.local.sites_path, frappe.local.flags
+	frappe.db.close()
+	frappe.destroy()
+	frappe.init(site=site, sites_path=sites_path)
+	frappe.connect()
+	frappe.local.flags = flags  # what the caller set (the test runner's in_test) holds on
+
+
 # The app's functions whose calls into Frappe / ERPNext are the cycle's documents themselves: the
 # order's submit, the three mappers and the three submits. Everything else the call does is the app's.
 DOCUMENT_WORK = {

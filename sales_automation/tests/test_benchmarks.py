@@ -17,7 +17,9 @@ class TestBenchmarkScript(IntegrationTestCase):
 			orders=2, reps=1, lines="1,2", workers=2, out_dir=out_dir, chart=False, profile_reps=1
 		)
 
-		self.assertEqual(set(results["variants"]), {"a_1", "b_1", "c_1", "i_1", "r_1", "b_2", "c_2"})
+		self.assertEqual(
+			set(results["variants"]), {"a_1", "b_1", "c_1", "i_1", "j_1", "k_1", "r_1", "b_2", "c_2"}
+		)
 		self.assertTrue(all(stats["median_ms"] > 0 for stats in results["variants"].values()))
 		self.assertEqual(results["d"]["runs_by_status"], {"Completed": 2})
 		self.assertEqual(results["d"]["duplicates"], 0)
@@ -45,9 +47,21 @@ class TestBenchmarkScript(IntegrationTestCase):
 				"paired_overhead_1",
 				"paired_overhead_2",
 				"a_over_b_with_no_app_cost",
+				"b_over_fresh_floor_1",
 			},
 		)
-		self.assertEqual(set(results["paired"]), {"request_ms", "bare_request_ms", "app_ms", "rest_extra_ms"})
+		self.assertEqual(
+			set(results["paired"]),
+			{
+				"request_ms",
+				"bare_request_ms",
+				"app_ms",
+				"rest_extra_ms",
+				"fresh_context_ms",
+				"app_fresh_ms",
+				"request_fresh_ms",
+			},
+		)
 		# the profile finds the cycle's documents (most of the call) and names what the app spends on
 		profile = results["profile"]
 		self.assertGreater(profile["erpnext_share"], 0.5)
