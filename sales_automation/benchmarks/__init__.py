@@ -8,6 +8,7 @@ work and the app's, and (j), (k): (i) and (c) each from a fresh Frappe context, 
 Run with `make bench` (against the dev site). Variants are interleaved round by round, so drift of
 the machine hits them alike. A tiny run is part of the test suite so this file cannot rot."""
 
+import statistics
 import time
 
 import frappe
@@ -34,6 +35,7 @@ from sales_automation.benchmarks.variants import (
 	profile_one_call,
 	rest_flow,
 	same_order_race,
+	statements_so_far,
 	submit_overhead,
 )
 from sales_automation.setup.demo import (
@@ -86,6 +88,7 @@ def run(
 			for fn in variants.values():
 				fn()  # warm-up, not measured
 			timings = {name: [] for name in variants}
+			statements = {name: [] for name in variants}
 			names = list(variants)
 			for round_no in range(rounds):
 				# each round starts with the next variant, so none always follows the same one
@@ -93,11 +96,16 @@ def run(
 				for name in names[shift:] + names[:shift]:
 					if name in FROM_FRESH_CONTEXT:
 						fresh_context()
+					before = statements_so_far()
 					started = time.perf_counter()
 					variants[name]()
 					timings[name].append(time.perf_counter() - started)
+					statements[name].append(statements_so_far() - before - 1)  # less the second count's own
 			for name, samples in timings.items():
-				results["variants"][f"{name}_{n}"] = summary(samples)
+				results["variants"][f"{name}_{n}"] = {
+					**summary(samples),
+					"statements": round(statistics.median(statements[name])),
+				}
 			results.setdefault("paired_overhead", {})[str(n)] = paired_overhead(timings)
 			if "i" in timings:
 				results["paired"] = paired_differences(timings)

@@ -111,8 +111,8 @@ def write(results: dict, line_counts: list[int], out_dir: str | None, chart: boo
 		"",
 		f"Site `{results['site']}`, {results['reps']} interleaved rounds per variant (100 lines: fewer).",
 		"",
-		"| variant | lines | runs | median ms | p95 ms |",
-		"| --- | --- | --- | --- | --- |",
+		"| variant | lines | runs | median ms | p95 ms | SQL statements |",
+		"| --- | --- | --- | --- | --- | --- |",
 	]
 	labels = {
 		"a": "(a) REST, 7 calls",
@@ -125,7 +125,10 @@ def write(results: dict, line_counts: list[int], out_dir: str | None, chart: boo
 	}
 	for key, stats in results["variants"].items():
 		variant, n = key.split("_")
-		lines.append(f"| {labels[variant]} | {n} | {stats['n']} | {stats['median_ms']} | {stats['p95_ms']} |")
+		lines.append(
+			f"| {labels[variant]} | {n} | {stats['n']} | {stats['median_ms']} | {stats['p95_ms']} "
+			f"| {stats['statements']} |"
+		)
 	f = results["f"]
 	lines.append("")
 	for d in results["d_by_workers"].values():
@@ -175,13 +178,16 @@ def where_the_time_goes(results: dict, first: int) -> list[str]:
 		f"authenticated request (r); the app's own cost, (i) - (c), {paired['app_ms']} ms; the REST "
 		f"flow's seven requests, (a) - (c), {paired['rest_extra_ms']} ms.",
 		"",
-		f"From a fresh Frappe context, as every request starts (`frappe.init` and a new database "
-		f"connection, not timed): ERPNext's own work costs {paired['fresh_context_ms']} ms more, (k) - (c), "
-		f"as Frappe keeps Singles and link values in a cache on the connection (`Database.value_cache`) "
-		f"and its other caches per request, which (c) in this long-lived process never empties; the app's "
-		f"own cost is then (j) - (k), {paired['app_fresh_ms']} ms, and the HTTP request beyond that, "
-		f"(b) - (j), {paired['request_fresh_ms']} ms against (r). (b) over (k) is "
-		f"`b_over_fresh_floor_{first}`, shown, not judged.",
+		f"(j) and (k) start each call as a request starts (`frappe.init` and a new database connection, "
+		f"not timed): Frappe's per-request caches, the Singles and link values `Database.value_cache` "
+		f"keeps on the connection among them, start empty, while (c) and (i) run on in this long-lived "
+		f"process. Medians of the differences within each round: (k) - (c), what a fresh context costs "
+		f"ERPNext's own work, {paired['fresh_context_ms']} ms; (j) - (k), the app's own cost from there, "
+		f"{paired['app_fresh_ms']} ms; (b) - (j), the HTTP request beyond it, {paired['request_fresh_ms']} "
+		f"ms against (r). (b) over (k) is `b_over_fresh_floor_{first}`, shown, not judged.",
+		"",
+		"SQL statements per call (medians, counted by MariaDB around each call; the machine's noise does "
+		"not reach them): " + statements_line(variants, first),
 		"",
 		f"Profile of (i) over {profile['calls']} calls (pyinstrument, `profile_b.txt`): ERPNext's document "
 		f"work (the order's submit, the three mappers, the three submits) {profile['erpnext_share']:.1%}, "
@@ -200,6 +206,16 @@ def where_the_time_goes(results: dict, first: int) -> list[str]:
 		f"from the differences within each round, a check on how much of the verdict is the machine's noise.",
 	]
 	return lines
+
+
+def statements_line(variants: dict, first: int) -> str:
+	count = {name: variants[f"{name}_{first}"]["statements"] for name in "bcijkr"}
+	return (
+		f"one request to the one call sends {count['b'] - count['i']} more than the same call in "
+		f"process, (b) - (i); any request sends {count['r']}, (r); a fresh context makes ERPNext's own work "
+		f"send {count['k'] - count['c']} more, (k) - (c); the app's own are {count['i'] - count['c']} "
+		f"warm, (i) - (c), and {count['j'] - count['k']} from a fresh context, (j) - (k)."
+	)
 
 
 def draw(results: dict, line_counts: list[int], path: str):

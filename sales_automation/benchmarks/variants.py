@@ -83,6 +83,14 @@ def fresh_context():
 	frappe.local.flags = flags  # what the caller set (the test runner's in_test) holds on
 
 
+def statements_so_far() -> int:
+	"""MariaDB's count of the statements its clients have sent, on every connection (this count's own
+	included). Nothing else uses the site during the timed rounds, so the difference around a call is
+	what the call sent, from this process or from the server it asked; unlike time, the machine's noise
+	does not reach it."""
+	return int(frappe.db.sql("SHOW GLOBAL STATUS LIKE 'Questions'")[0][1])
+
+
 # The app's functions whose calls into Frappe / ERPNext are the cycle's documents themselves: the
 # order's submit, the three mappers and the three submits. Everything else the call does is the app's.
 DOCUMENT_WORK = {

@@ -21,6 +21,12 @@ class TestBenchmarkScript(IntegrationTestCase):
 			set(results["variants"]), {"a_1", "b_1", "c_1", "i_1", "j_1", "k_1", "r_1", "b_2", "c_2"}
 		)
 		self.assertTrue(all(stats["median_ms"] > 0 for stats in results["variants"].values()))
+		# statements counted around each call: a fresh context re-reads what (c) keeps warm, and the
+		# one call sends more than a request that does nothing
+		statements = {key: stats["statements"] for key, stats in results["variants"].items()}
+		self.assertGreater(statements["k_1"], statements["c_1"])
+		self.assertGreater(statements["b_1"], statements["r_1"])
+		self.assertGreater(statements["r_1"], 0)
 		self.assertEqual(results["d"]["runs_by_status"], {"Completed": 2})
 		self.assertEqual(results["d"]["duplicates"], 0)
 		# background throughput with one worker and with two, side by side (one gets half the orders)
@@ -74,6 +80,7 @@ class TestBenchmarkScript(IntegrationTestCase):
 		report = open(os.path.join(out_dir, "results.md")).read()
 		self.assertIn("(b) run_sales_cycle, 1 call", report)
 		self.assertIn("## Where (b)'s time goes", report)
+		self.assertIn("SQL statements per call", report)
 		frappe.db.rollback()
 
 	def test_paired_overhead_takes_the_differences_within_each_round(self):
