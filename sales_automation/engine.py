@@ -72,7 +72,7 @@ from sales_automation.run_log import (
 	save_run,
 	stuck_before,
 )
-from sales_automation.settings import get_settings, order_lock_wait
+from sales_automation.settings import get_settings, order_lock_wait, prefetch_cycle_settings
 from sales_automation.steps import Cycle
 
 if TYPE_CHECKING:
@@ -191,6 +191,7 @@ def execute(
 	raise_errors, retry = mode == Mode.ATOMIC, mode != Mode.WITHOUT_RETRIES
 	outcome = Outcome(run)
 	settings = get_settings()
+	prefetch_cycle_settings()
 	rule = rule or rule_of(run)
 	run.status = RUNNING
 	run.attempts = cint(run.attempts) + 1

@@ -10,6 +10,7 @@ from frappe.utils import cint, flt
 
 from sales_automation import engine, gate, locks, progress
 from sales_automation.api.validation import check_order, invalid, raise_state
+from sales_automation.settings import prefetch_cycle_settings
 
 # The default when no rule matches: the Sales Automation Rule's own field defaults (deliver, invoice
 # from the Delivery Note, everything submitted, reference = order name), plus paying in full.
@@ -98,6 +99,7 @@ def invoice_of_delivery_note(delivery_note: str):
 def create_order(order: dict):
 	"""Insert and submit a Sales Order from a payload in ERPNext's own field names."""
 	check_order(order)
+	prefetch_cycle_settings()
 	# a copy: frappe.get_doc writes into the caller's row dicts, which would change the request's fingerprint
 	sales_order = frappe.get_doc({**copy.deepcopy(order), "doctype": "Sales Order"})
 	sales_order.flags.skip_sales_automation = True

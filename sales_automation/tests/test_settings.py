@@ -10,6 +10,7 @@ from frappe.utils import add_days, now_datetime
 from sales_automation import engine, locks
 from sales_automation.api import deliver
 from sales_automation.exceptions import OrderBusyError
+from sales_automation.settings import SETTINGS_THE_CYCLE_READS, prefetch_cycle_settings, value_fields
 from sales_automation.tests.base import IntegrationTestCase
 from sales_automation.tests.factories import make_customer, make_item, make_rule, make_sales_order, run_of
 from sales_automation.tests.test_concurrency import second_connection
@@ -156,3 +157,52 @@ class TestQueueSetting(IntegrationTestCase):
 		settings.bulk_queue = "backfill"
 		with self.assertRaisesRegex(frappe.ValidationError, "Bulk Queue.*backfill is not a queue"):
 			settings.save()
+
+
+class TestCycleSettings(IntegrationTestCase):
+	"""ERPNext's Settings that the cycle's documents read, fetched in one statement."""
+
+	def test_the_cycle_settings_fetched_at_once_are_what_frappe_reads_field_by_field(self):
+		for doctype, fieldname, value in (
+			("Stock Settings", "allow_negative_stock", 1),
+			("Selling Settings", "so_required", "Yes"),
+		):
+			was = frappe.db.get_single_value(doctype, fieldname, cache=False)
+			self.addCleanup(frappe.db.set_single_value, doctype, fieldname, was)
+			frappe.db.set_single_value(doctype, fieldname, value)
+		for doctype in SETTINGS_THE_CYCLE_READS:
+			value_fields(doctype)  # their DocTypes' meta loaded, as the cycle's documents load it
+			frappe.db.value_cache.pop(doctype, None)  # as on a new connection
+
+		self.assertEqual(statements_of(prefetch_cycle_settings), 1)
+
+		for doctype in SETTINGS_THE_CYCLE_READS:
+			fetched = frappe.db.value_cache[doctype]
+			self.assertEqual(set(fetched), set(value_fields(doctype)))
+			for fieldname, value in fetched.items():
+				read = frappe.db.get_single_value(doctype, fieldname, cache=False)
+				self.assertEqual((fieldname, value, type(value)), (fieldname, read, type(read)))
+		self.assertEqual(frappe.db.value_cache["Stock Settings"]["allow_negative_stock"], 1)
+
+		self.assertEqual(statements_of(prefetch_cycle_settings), 0)  # all cached: nothing to read
+		self.assertEqual(
+			statements_of(lambda: frappe.db.get_single_value("Selling Settings", "so_required")), 0
+		)
+
+		# a change drops the fetched values as it drops Frappe's own
+		frappe.db.set_single_value("Stock Settings", "allow_negative_stock", 0)
+		self.assertEqual(frappe.db.get_single_value("Stock Settings", "allow_negative_stock"), 0)
+		prefetch_cycle_settings()
+		self.assertEqual(frappe.db.value_cache["Stock Settings"]["allow_negative_stock"], 0)
+
+
+def statements_of(work) -> int:
+	"""The statements this connection sends while `work` runs (MariaDB's session Questions)."""
+
+	def questions() -> int:
+		status = "SHOW SESSION STATUS LIKE 'Questions'"
+		return int(frappe.db.sql(status)[0][1])  # nosemgrep - a server status, which frappe.qb cannot ask
+
+	before = questions()
+	work()
+	return questions() - before - 1  # less the second count's own
