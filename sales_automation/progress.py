@@ -21,7 +21,7 @@ from sales_automation.constants import (
 	PAYMENT_ENTRY,
 	SALES_INVOICE,
 )
-from sales_automation.documents import linked_names, undelivered_stock_rows
+from sales_automation.documents import linked_names, rows_of, undelivered_stock_rows
 from sales_automation.exceptions import InvalidStateError
 
 # what ERPNext's own rounding of a percentage or a quantity may leave between the two
@@ -76,10 +76,12 @@ def unpaid(sales_order, rule=None) -> float:
 	invoices = linked_names(SALES_INVOICE, "sales_order", sales_order.name, 1)
 	if not invoices and rule and rule.payment_against == PAY_IN_ADVANCE:
 		return flt(sales_order.rounded_total or sales_order.grand_total) - flt(sales_order.advance_paid)
+	if not invoices:
+		return 0.0
 	return sum(
 		flt(value)
-		for value in frappe.get_all(
-			SALES_INVOICE, filters={"name": ["in", invoices or [""]]}, pluck="outstanding_amount"
+		for value in rows_of(
+			SALES_INVOICE, filters={"name": ["in", invoices]}, fields=["outstanding_amount"], pluck=True
 		)
 	)
 

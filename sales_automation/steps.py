@@ -37,6 +37,7 @@ from sales_automation.documents import (
 	map_invoice_from_order,
 	merge_rows,
 	order_state,
+	rows_of,
 	stock_on_hand,
 	undelivered_stock_rows,
 )
@@ -236,15 +237,17 @@ class Cycle:
 	def submitted_documents(self, doctype: str, link_field: str, sales_order_name: str, condition: dict):
 		"""The order's submitted, non-return documents of `doctype` meeting `condition`, oldest first,
 		the run's own first."""
-		names = frappe.get_all(
-			doctype,
-			filters={
-				"name": ["in", linked_names(doctype, link_field, sales_order_name, 1) or [""]],
-				"is_return": 0,
-				**condition,
-			},
-			order_by="creation asc",
-			pluck="name",
+		linked = linked_names(doctype, link_field, sales_order_name, 1)
+		names = (
+			rows_of(
+				doctype,
+				filters={"name": ["in", linked], "is_return": 0, **condition},
+				fields=["name"],
+				order_by="creation asc",
+				pluck=True,
+			)
+			if linked
+			else []
 		)
 		own = self.run.get(frappe.scrub(doctype))
 		if own in names:

@@ -268,7 +268,7 @@ def one_step(sales_order, rule, step: str, payment=None, **links) -> dict:
 	for fieldname, value in links.items():
 		if value:
 			run.set(fieldname, value)
-	check_permissions(run)
+	check_permissions(run, rule)
 	outcome = engine.execute(run, engine.Mode.ATOMIC, rule=rule, permissions_checked=True)
 	row = run.steps[0]
 	if not row.reference_name:
@@ -283,7 +283,7 @@ def run_engine(
 	run = engine.create_run(
 		sales_order, rule, reason, API, engine.SAME_TRANSACTION, steps=step_names, payment=payment
 	)
-	check_permissions(run)
+	check_permissions(run, rule)
 	# an order made by this call: nothing else links to it
 	context = {"rule": rule, "order_is_new": new_order, "permissions_checked": True}
 	if dry_run:
@@ -300,7 +300,7 @@ def queue_run(sales_order, rule, reason: str, step_names, payment) -> dict:
 	run = engine.create_run(
 		sales_order, rule, reason, API, engine.BACKGROUND, steps=step_names, payment=payment
 	)
-	check_permissions(run)
+	check_permissions(run, rule)
 	set_erpnext_status(sales_order, sales_order.status)  # nothing of the cycle has run yet
 	engine.enqueue_run(run)
 	return accepted(run)
@@ -316,9 +316,9 @@ def set_erpnext_status(sales_order, status: str | None):
 		sales_order.set_status(update=True, update_modified=False)
 
 
-def check_permissions(run):
-	"""403 before any document is made when the caller may not create (or submit) one the call needs."""
-	rule = engine.rule_of(run)
+def check_permissions(run, rule):
+	"""403 before any document is made when the caller may not create (or submit) one the call needs
+	(`rule`: the rule the run was recorded from)."""
 	submits = {
 		engine.DELIVERY_NOTE: rule.submit_delivery_note,
 		engine.SALES_INVOICE: rule.submit_sales_invoice,

@@ -13,6 +13,7 @@ from frappe.model.meta import get_field_precision
 from frappe.utils import cint, flt
 
 from sales_automation.constants import DELIVERY_NOTE, PAYMENT_ENTRY, SALES_INVOICE
+from sales_automation.documents import rows_of
 from sales_automation.exceptions import InvalidRequestError, InvalidStateError
 
 STEP_KEYS = {"delivery_note": DELIVERY_NOTE, "sales_invoice": SALES_INVOICE, "payment_entry": PAYMENT_ENTRY}
@@ -326,10 +327,8 @@ def payload_links(order: dict) -> dict:
 		if wanted:
 			flag = LINK_FLAGS[doctype]
 			fields = ["name", flag] if flag else ["name"]
-			records = frappe.get_all(
-				doctype, filters={"name": ["in", list(wanted)]}, fields=fields, as_list=True
-			)
-			links[doctype] = {record[0]: record[1] if flag else None for record in records}
+			records = rows_of(doctype, filters={"name": ["in", list(wanted)]}, fields=fields)
+			links[doctype] = {record.name: record.get(flag) if flag else None for record in records}
 	return links
 
 
