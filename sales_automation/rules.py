@@ -13,6 +13,7 @@ from sales_automation.constants import (
 	PAYMENT_ENTRY,
 	SALES_INVOICE,
 )
+from sales_automation.documents import rows_of
 
 
 def find_rule(sales_order, candidate: Document | None = None) -> tuple[str | None, str | None]:
@@ -29,7 +30,7 @@ def find_rule(sales_order, candidate: Document | None = None) -> tuple[str | Non
 
 def rules_in_order(candidate: Document | None = None):
 	"""The enabled rules as find_rule tries them: highest priority first, then the oldest."""
-	rows = frappe.get_all(
+	rows = rows_of(
 		"Sales Automation Rule",
 		filters={"enabled": 1},
 		fields=["name", "priority", "creation"],

@@ -332,6 +332,12 @@ def payload_links(order: dict) -> dict:
 	return links
 
 
+def record_exists(doctype: str, name: str) -> bool:
+	"""frappe.db.exists, read the way Frappe's link validation reads a link (`get_value(..., "name",
+	cache=True)`): the order's own validation of the same link then sends no second statement."""
+	return bool(frappe.db.get_value(doctype, name, "name", cache=True))
+
+
 def link_flag(links: dict, doctype: str, name: str) -> tuple[bool, object]:
 	"""Whether the record exists, and its LINK_FLAGS field (None for doctypes without one)."""
 	known = links.get(doctype) or {}
@@ -340,7 +346,7 @@ def link_flag(links: dict, doctype: str, name: str) -> tuple[bool, object]:
 	# not read as given (MariaDB matches a name regardless of case or trailing spaces): ask for it
 	flag = LINK_FLAGS.get(doctype)
 	if not flag:
-		return bool(frappe.db.exists(doctype, name)), None
+		return record_exists(doctype, name), None
 	record = frappe.db.get_value(doctype, name, ["name", flag])
 	return (True, record[1]) if record else (False, None)
 
@@ -366,7 +372,7 @@ def check_order(order):
 	customer = order.get("customer")
 	if not customer:
 		invalid("order.customer", _("is required"))
-	if not isinstance(customer, str) or not frappe.db.exists("Customer", customer):
+	if not isinstance(customer, str) or not record_exists("Customer", customer):
 		invalid("order.customer", _("Customer {0} does not exist").format(customer))
 	if frappe.db.get_value("Customer", customer, "disabled"):
 		invalid("order.customer", _("Customer {0} is disabled").format(customer))
