@@ -101,6 +101,8 @@ def run(
 					variants[name]()
 					timings[name].append(time.perf_counter() - started)
 					statements[name].append(statements_so_far() - before - 1)  # less the second count's own
+				if (round_no + 1) % 10 == 0:
+					log(f"{n} line(s): round {round_no + 1} of {rounds}")
 			for name, samples in timings.items():
 				results["variants"][f"{name}_{n}"] = {
 					**summary(samples),
