@@ -59,8 +59,11 @@ def order_state(sales_order_name: str) -> frappe._dict:
 def rows_of(doctype: str, filters: dict, fields, order_by: str | None = None, **options) -> list:
 	"""frappe.get_all's rows (as dicts, or a list of one field with pluck=True) from Frappe's query
 	builder: the same filters, without get_all's list-view machinery, which costs a step more than the
-	query. For the engine's own reads, which see every record (get_all ignores permissions too)."""
+	query. For the engine's own reads, which see every record (get_all ignores permissions too).
+	A filter `["in", []]` matches nothing: no query is sent."""
 	pluck = options.pop("pluck", False)
+	if any(value == ["in", []] for value in filters.values()):
+		return []
 	query = frappe.qb.get_query(doctype, fields=fields, filters=filters, order_by=order_by, **options)
 	return query.run(pluck=True) if pluck else query.run(as_dict=True)
 
@@ -75,15 +78,10 @@ def order_amounts(sales_order) -> dict:
 	"""order_totals, and what the order's submitted invoices bill (`invoiced`; credit notes count
 	negative), from one read of the invoices."""
 	grand_total = flt(sales_order.rounded_total or sales_order.grand_total)
-	names = linked_names("Sales Invoice", "sales_order", sales_order.name, docstatus=1)
-	invoices = (
-		rows_of(
-			"Sales Invoice",
-			filters={"name": ["in", names]},
-			fields=["outstanding_amount", "rounded_total", "grand_total"],
-		)
-		if names
-		else []
+	invoices = rows_of(
+		"Sales Invoice",
+		filters={"name": ["in", linked_names("Sales Invoice", "sales_order", sales_order.name, docstatus=1)]},
+		fields=["outstanding_amount", "rounded_total", "grand_total"],
 	)
 	billed = sum(flt(row.rounded_total or row.grand_total) for row in invoices)
 	if invoices:

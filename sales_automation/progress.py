@@ -76,8 +76,6 @@ def unpaid(sales_order, rule=None) -> float:
 	invoices = linked_names(SALES_INVOICE, "sales_order", sales_order.name, 1)
 	if not invoices and rule and rule.payment_against == PAY_IN_ADVANCE:
 		return flt(sales_order.rounded_total or sales_order.grand_total) - flt(sales_order.advance_paid)
-	if not invoices:
-		return 0.0
 	return sum(
 		flt(value)
 		for value in rows_of(

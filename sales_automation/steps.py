@@ -237,17 +237,16 @@ class Cycle:
 	def submitted_documents(self, doctype: str, link_field: str, sales_order_name: str, condition: dict):
 		"""The order's submitted, non-return documents of `doctype` meeting `condition`, oldest first,
 		the run's own first."""
-		linked = linked_names(doctype, link_field, sales_order_name, 1)
-		names = (
-			rows_of(
-				doctype,
-				filters={"name": ["in", linked], "is_return": 0, **condition},
-				fields=["name"],
-				order_by="creation asc",
-				pluck=True,
-			)
-			if linked
-			else []
+		names = rows_of(
+			doctype,
+			filters={
+				"name": ["in", linked_names(doctype, link_field, sales_order_name, 1)],
+				"is_return": 0,
+				**condition,
+			},
+			fields=["name"],
+			order_by="creation asc",
+			pluck=True,
 		)
 		own = self.run.get(frappe.scrub(doctype))
 		if own in names:

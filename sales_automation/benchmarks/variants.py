@@ -83,12 +83,16 @@ def fresh_context():
 	frappe.local.flags = flags  # what the caller set (the test runner's in_test) holds on
 
 
-def statements_so_far() -> int:
-	"""MariaDB's count of the statements its clients have sent, on every connection (this count's own
-	included). Nothing else uses the site during the timed rounds, so the difference around a call is
-	what the call sent, from this process or from the server it asked; unlike time, the machine's noise
-	does not reach it."""
-	status = "SHOW GLOBAL STATUS LIKE 'Questions'"
+def statements_so_far(scope: str = "GLOBAL") -> int:
+	"""MariaDB's count of the statements its clients have sent (this count's own included): on every
+	connection, or with scope="SESSION" on this one. Nothing else uses the site during the timed rounds,
+	so the difference around a call is what the call sent, from this process or from the server it
+	asked; unlike time, the machine's noise does not reach it."""
+	status = (
+		"SHOW SESSION STATUS LIKE 'Questions'"
+		if scope == "SESSION"
+		else "SHOW GLOBAL STATUS LIKE 'Questions'"
+	)
 	return int(frappe.db.sql(status)[0][1])  # nosemgrep - a server status, which frappe.qb cannot ask
 
 

@@ -9,6 +9,7 @@ from frappe.utils import add_days, now_datetime
 
 from sales_automation import engine, locks
 from sales_automation.api import deliver
+from sales_automation.benchmarks.variants import statements_so_far
 from sales_automation.exceptions import OrderBusyError
 from sales_automation.settings import SETTINGS_THE_CYCLE_READS, prefetch_cycle_settings, value_fields
 from sales_automation.tests.base import IntegrationTestCase
@@ -197,12 +198,7 @@ class TestCycleSettings(IntegrationTestCase):
 
 
 def statements_of(work) -> int:
-	"""The statements this connection sends while `work` runs (MariaDB's session Questions)."""
-
-	def questions() -> int:
-		status = "SHOW SESSION STATUS LIKE 'Questions'"
-		return int(frappe.db.sql(status)[0][1])  # nosemgrep - a server status, which frappe.qb cannot ask
-
-	before = questions()
+	"""The statements this connection sends while `work` runs."""
+	before = statements_so_far("SESSION")
 	work()
-	return questions() - before - 1  # less the second count's own
+	return statements_so_far("SESSION") - before - 1  # less the second count's own
