@@ -44,15 +44,31 @@ ORDER_ITEM_FIELDS = (
 )
 
 
-def order_state(sales_order_name: str) -> frappe._dict:
-	sales_order = frappe.db.get_value("Sales Order", sales_order_name, ORDER_FIELDS, as_dict=True)
-	# "lines", not "items": a frappe._dict key named items would hide dict.items
-	sales_order["lines"] = rows_of(
-		"Sales Order Item",
-		filters={"parent": sales_order_name, "parenttype": "Sales Order"},
-		fields=ORDER_ITEM_FIELDS,
-		order_by="idx asc",
+def order_state(sales_order_name: str) -> frappe._dict | None:
+	"""The order's ORDER_FIELDS with its rows' ORDER_ITEM_FIELDS as `lines` (by idx), in one query; None
+	when there is no such order."""
+	Order, Item = frappe.qb.DocType("Sales Order"), frappe.qb.DocType("Sales Order Item")
+	rows = (
+		frappe.qb.from_(Order)
+		.left_join(Item)
+		.on((Item.parent == Order.name) & (Item.parenttype == "Sales Order"))
+		.select(
+			*(Order[field] for field in ORDER_FIELDS),
+			*(Item[field].as_(f"line_{field}") for field in ORDER_ITEM_FIELDS),
+		)
+		.where(Order.name == sales_order_name)
+		.orderby(Item.idx)
+		.run(as_dict=True)
 	)
+	if not rows:
+		return None
+	sales_order = frappe._dict({field: rows[0][field] for field in ORDER_FIELDS})
+	# "lines", not "items": a frappe._dict key named items would hide dict.items
+	sales_order["lines"] = [
+		frappe._dict({field: row[f"line_{field}"] for field in ORDER_ITEM_FIELDS})
+		for row in rows
+		if row.line_name
+	]
 	return sales_order
 
 
@@ -60,12 +76,24 @@ def rows_of(doctype: str, filters: dict, fields, order_by: str | None = None, **
 	"""frappe.get_all's rows (as dicts, or a list of one field with pluck=True) from Frappe's query
 	builder: the same filters, without get_all's list-view machinery, which costs a step more than the
 	query. For the engine's own reads, which see every record (get_all ignores permissions too).
-	A filter `["in", []]` matches nothing: no query is sent."""
+	A filter `["in", []]` matches nothing: no query is sent; `["in", linking(...)]` is a subquery."""
 	pluck = options.pop("pluck", False)
-	if any(value == ["in", []] for value in filters.values()):
+	if any(matches_nothing(value) for value in filters.values()):
 		return []
 	query = frappe.qb.get_query(doctype, fields=fields, filters=filters, order_by=order_by, **options)
 	return query.run(pluck=True) if pluck else query.run(as_dict=True)
+
+
+def matches_nothing(value) -> bool:
+	"""An `["in", []]` filter. (Not `value == ["in", []]`: a subquery compared with == makes a condition,
+	which is true.)"""
+	return (
+		isinstance(value, list | tuple)
+		and len(value) == 2
+		and value[0] == "in"
+		and isinstance(value[1], list | tuple)
+		and not value[1]
+	)
 
 
 def order_totals(sales_order) -> dict:
@@ -80,7 +108,7 @@ def order_amounts(sales_order) -> dict:
 	grand_total = flt(sales_order.rounded_total or sales_order.grand_total)
 	invoices = rows_of(
 		"Sales Invoice",
-		filters={"name": ["in", linked_names("Sales Invoice", "sales_order", sales_order.name, docstatus=1)]},
+		filters={"name": ["in", linking("Sales Invoice", "sales_order", sales_order.name, docstatus=1)]},
 		fields=["outstanding_amount", "rounded_total", "grand_total"],
 	)
 	billed = sum(flt(row.rounded_total or row.grand_total) for row in invoices)
@@ -244,29 +272,32 @@ def cap_rows(document: Document, caps: dict) -> None:
 
 def linked_names(doctype: str, link_field: str, link_value: str, docstatus: int | list) -> list[str]:
 	"""Names of the documents of `doctype` with a row whose `link_field` is `link_value`."""
-	return rows_of(
+	return linking(doctype, link_field, link_value, docstatus).distinct().run(pluck=True)
+
+
+def linking(doctype: str, link_field: str, link_value: str, docstatus: int | list):
+	"""linked_names as a subquery, for a filter `{"name": ["in", linking(...)]}` of rows_of: the documents
+	and what is read of them in one query."""
+	return frappe.qb.get_query(
 		f"{doctype} Item",
 		filters={link_field: link_value, "docstatus": docstatus, "parenttype": doctype},
 		fields=["parent"],
-		pluck=True,
-		distinct=True,
 	)
 
 
 def linked_document(doctype: str, link_field: str, link_value: str, docstatus: int, name_only=False):
 	"""The newest document of `doctype` with a row whose `link_field` is `link_value`."""
-	names = linked_names(doctype, link_field, link_value, docstatus)
-	if not names:
-		return None
-	name = rows_of(
+	names = rows_of(
 		doctype,
-		filters={"name": ["in", names]},
+		filters={"name": ["in", linking(doctype, link_field, link_value, docstatus)]},
 		fields=["name"],
 		order_by="creation desc",
 		pluck=True,
 		limit=1,
-	)[0]
-	return name if name_only else frappe.get_doc(doctype, name)
+	)
+	if not names:
+		return None
+	return names[0] if name_only else frappe.get_doc(doctype, names[0])
 
 
 def payment_of(sales_invoice_name: str):

@@ -21,7 +21,7 @@ from sales_automation.constants import (
 	PAYMENT_ENTRY,
 	SALES_INVOICE,
 )
-from sales_automation.documents import linked_names, rows_of, undelivered_stock_rows
+from sales_automation.documents import linking, rows_of, undelivered_stock_rows
 from sales_automation.exceptions import InvalidStateError
 
 # what ERPNext's own rounding of a percentage or a quantity may leave between the two
@@ -73,15 +73,15 @@ def what_is_left(sales_order, rule=None, messages: dict | None = None) -> list[d
 def unpaid(sales_order, rule=None) -> float:
 	"""What the customer still owes on the order's submitted invoices; for a rule that pays in advance
 	and an order not billed yet, on the order itself."""
-	invoices = linked_names(SALES_INVOICE, "sales_order", sales_order.name, 1)
-	if not invoices and rule and rule.payment_against == PAY_IN_ADVANCE:
-		return flt(sales_order.rounded_total or sales_order.grand_total) - flt(sales_order.advance_paid)
-	return sum(
-		flt(value)
-		for value in rows_of(
-			SALES_INVOICE, filters={"name": ["in", invoices]}, fields=["outstanding_amount"], pluck=True
-		)
+	outstanding = rows_of(
+		SALES_INVOICE,
+		filters={"name": ["in", linking(SALES_INVOICE, "sales_order", sales_order.name, 1)]},
+		fields=["outstanding_amount"],
+		pluck=True,
 	)
+	if not outstanding and rule and rule.payment_against == PAY_IN_ADVANCE:
+		return flt(sales_order.rounded_total or sales_order.grand_total) - flt(sales_order.advance_paid)
+	return sum(flt(value) for value in outstanding)
 
 
 def check_recorded_progress(sales_order_name: str) -> None:

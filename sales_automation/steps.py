@@ -31,7 +31,7 @@ from sales_automation.documents import (
 	is_stock_item,
 	keep_drop_ship_rows,
 	linked_document,
-	linked_names,
+	linking,
 	map_delivery_note,
 	map_invoice_from_delivery_note,
 	map_invoice_from_order,
@@ -240,7 +240,7 @@ class Cycle:
 		names = rows_of(
 			doctype,
 			filters={
-				"name": ["in", linked_names(doctype, link_field, sales_order_name, 1)],
+				"name": ["in", linking(doctype, link_field, sales_order_name, 1)],
 				"is_return": 0,
 				**condition,
 			},
