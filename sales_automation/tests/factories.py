@@ -9,6 +9,7 @@ import frappe
 from frappe.query_builder.functions import Sum
 from frappe.utils import add_days, flt, nowdate
 
+from sales_automation.benchmarks.variants import statements_so_far
 from sales_automation.setup.demo import (
 	default_warehouse,
 	ensure_account,
@@ -275,3 +276,10 @@ def serve_site(test_class, user: str, **options):
 	frappe.db.commit()  # the server sees only committed data
 	server = test_class.enterClassContext(LiveServer(**options))
 	return server, server.session(api_key, api_secret)
+
+
+def statements_of(work) -> int:
+	"""The statements this connection sends while `work` runs."""
+	before = statements_so_far("SESSION")
+	work()
+	return statements_so_far("SESSION") - before - 1  # less the second count's own

@@ -5,6 +5,7 @@ import frappe
 
 from sales_automation import engine
 from sales_automation.api import deliver, run_sales_cycle
+from sales_automation.documents import ORDER_FIELDS, ORDER_ITEM_FIELDS, linking, rows_of
 from sales_automation.exceptions import InvalidStateError
 from sales_automation.tests import factories
 from sales_automation.tests.base import AutomationTestCase
@@ -114,3 +115,57 @@ class TestOneGate(OrderStateTestCase):
 		self.assertEqual(skipped, [{"sales_order": sales_order.name, "reason": "it is Closed"}])
 		self.assertIn("it is Closed", str(resumed.exception))
 		self.assertEqual(factories.count_documents(), before)
+
+
+class TestOrderReads(OrderStateTestCase):
+	"""The engine reads the order with its rows, and the order's documents with the rows that link
+	them, in one statement each: what they return is what the documents show."""
+
+	def test_the_order_and_its_rows_are_read_as_stored_in_one_statement(self):
+		items = [factories.make_item(stock_qty=5) for _ in range(3)]
+		sales_order = factories.make_sales_order(
+			[{"item_code": item, "qty": idx + 1, "rate": 10} for idx, item in enumerate(items)],
+			automate=False,
+		)
+		deliver(sales_order=sales_order.name)
+		stored = frappe.get_doc("Sales Order", sales_order.name)
+
+		state = {}
+		self.assertEqual(
+			factories.statements_of(lambda: state.update(engine.order_state(sales_order.name))), 1
+		)
+		for field in ORDER_FIELDS:
+			self.assertEqual(state[field], stored.get(field), field)
+		self.assertEqual([row.name for row in state["lines"]], [row.name for row in stored.items])
+		for line, row in zip(state["lines"], stored.items, strict=True):
+			for field in ORDER_ITEM_FIELDS:
+				self.assertEqual(line[field], row.get(field), field)
+		self.assertEqual([line.delivered_qty for line in state["lines"]], [1, 2, 3])
+		self.assertIsNone(engine.order_state("no such order"))
+
+	def test_the_order_s_documents_are_read_with_the_rows_that_link_them_in_one_statement(self):
+		sales_order = factories.make_sales_order(
+			[{"item_code": factories.make_item(stock_qty=5), "qty": 2, "rate": 25}], automate=False
+		)
+
+		def outstanding():
+			return rows_of(
+				"Sales Invoice",
+				filters={"name": ["in", linking("Sales Invoice", "sales_order", sales_order.name, 1)]},
+				fields=["name", "outstanding_amount"],
+			)
+
+		self.assertEqual(outstanding(), [])  # none yet
+		run_sales_cycle(sales_order=sales_order.name, steps=["delivery_note", "sales_invoice"])
+		invoices = factories.documents_of(sales_order.name)["Sales Invoice"]
+		self.assertEqual(len(invoices), 1)
+		rows = []
+		self.assertEqual(factories.statements_of(lambda: rows.extend(outstanding())), 1)
+		self.assertEqual([(row.name, row.outstanding_amount) for row in rows], [(invoices[0], 50)])
+		self.assertEqual(engine.linked_names("Sales Invoice", "sales_order", sales_order.name, 1), invoices)
+		self.assertEqual(
+			engine.linked_document(
+				"Delivery Note", "against_sales_order", sales_order.name, 1, name_only=True
+			),
+			factories.documents_of(sales_order.name)["Delivery Note"][0],
+		)

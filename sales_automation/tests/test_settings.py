@@ -9,11 +9,17 @@ from frappe.utils import add_days, now_datetime
 
 from sales_automation import engine, locks
 from sales_automation.api import deliver
-from sales_automation.benchmarks.variants import statements_so_far
 from sales_automation.exceptions import OrderBusyError
 from sales_automation.settings import SETTINGS_THE_CYCLE_READS, prefetch_cycle_settings, value_fields
 from sales_automation.tests.base import IntegrationTestCase
-from sales_automation.tests.factories import make_customer, make_item, make_rule, make_sales_order, run_of
+from sales_automation.tests.factories import (
+	make_customer,
+	make_item,
+	make_rule,
+	make_sales_order,
+	run_of,
+	statements_of,
+)
 from sales_automation.tests.test_concurrency import second_connection
 
 
@@ -195,10 +201,3 @@ class TestCycleSettings(IntegrationTestCase):
 		self.assertEqual(frappe.db.get_single_value("Stock Settings", "allow_negative_stock"), 0)
 		prefetch_cycle_settings()
 		self.assertEqual(frappe.db.value_cache["Stock Settings"]["allow_negative_stock"], 0)
-
-
-def statements_of(work) -> int:
-	"""The statements this connection sends while `work` runs."""
-	before = statements_so_far("SESSION")
-	work()
-	return statements_so_far("SESSION") - before - 1  # less the second count's own
