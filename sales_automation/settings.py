@@ -1,6 +1,8 @@
 """Sales Automation Settings as the engine reads them: cached, with defaults for what a site never saved;
 and the ERPNext Settings the cycle's documents read, fetched in one statement."""
 
+import time
+
 import frappe
 from frappe.model import no_value_fields
 from frappe.utils import cast, cint
@@ -68,7 +70,34 @@ def prefetch_cycle_settings() -> None:
 
 
 def value_fields(doctype: str) -> dict[str, str]:
-	"""{fieldname: fieldtype} of the fields of a Single that hold a value."""
+	"""{fieldname: fieldtype} of the fields of a Single that hold a value.
+
+	Loading the four Settings' metadata costs a request more than the fetch itself, so the field types
+	are kept in this process, per site, while the site's `metadata_version` stands (Frappe sets a new one
+	whenever a DocType's metadata changes: `frappe.clear_cache` on a DocType, Custom Field, Property
+	Setter or Customize Form save, and on migrate) and for at most VALUE_FIELDS_TTL seconds, which bounds
+	what a change saved while a request was reading the metadata can leave behind."""
+	version = frappe.cache.get_value("metadata_version")
+	if not version:
+		return read_value_fields(doctype)
+	key = (frappe.local.site, version)
+	expires, fields = _VALUE_FIELDS.get(key, (0, None))
+	if fields is None or expires < time.monotonic():
+		for known in [known for known in _VALUE_FIELDS if known[0] == frappe.local.site]:
+			del _VALUE_FIELDS[known]  # an older version's are never read again
+		fields = {}
+		_VALUE_FIELDS[key] = (time.monotonic() + VALUE_FIELDS_TTL, fields)
+	if doctype not in fields:
+		fields[doctype] = read_value_fields(doctype)
+	return fields[doctype]
+
+
+VALUE_FIELDS_TTL = 60
+# {(site, metadata_version): (when it expires, {doctype: {fieldname: fieldtype}})}: value_fields
+_VALUE_FIELDS: dict[tuple[str, str], tuple[float, dict[str, dict[str, str]]]] = {}
+
+
+def read_value_fields(doctype: str) -> dict[str, str]:
 	return {
 		df.fieldname: df.fieldtype
 		for df in frappe.get_meta(doctype).fields

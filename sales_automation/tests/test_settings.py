@@ -169,6 +169,34 @@ class TestQueueSetting(IntegrationTestCase):
 class TestCycleSettings(IntegrationTestCase):
 	"""ERPNext's Settings that the cycle's documents read, fetched in one statement."""
 
+	def test_their_field_types_are_kept_until_the_metadata_changes(self):
+		def metadata_loaded(doctype):
+			return any(
+				frappe.safe_decode(name).endswith("doctype_meta") and doctype in values
+				for name, values in frappe.local.cache.items()
+			)
+
+		value_fields("Selling Settings")
+		frappe.local.cache = {}  # as a new request starts
+		self.assertNotIn("sa_test_flag", value_fields("Selling Settings"))
+		self.assertFalse(metadata_loaded("Selling Settings"))
+
+		custom_field = frappe.get_doc(
+			{
+				"doctype": "Custom Field",
+				"dt": "Selling Settings",
+				"fieldname": "sa_test_flag",
+				"label": "SA Test Flag",
+				"fieldtype": "Check",
+				"insert_after": "so_required",
+			}
+		).insert(ignore_permissions=True)
+		self.addCleanup(lambda: frappe.db.exists("Custom Field", custom_field.name) and custom_field.delete())
+		self.assertEqual(value_fields("Selling Settings")["sa_test_flag"], "Check")
+
+		custom_field.delete()
+		self.assertNotIn("sa_test_flag", value_fields("Selling Settings"))
+
 	def test_the_cycle_settings_fetched_at_once_are_what_frappe_reads_field_by_field(self):
 		for doctype, fieldname, value in (
 			("Stock Settings", "allow_negative_stock", 1),
