@@ -76,24 +76,10 @@ def rows_of(doctype: str, filters: dict, fields, order_by: str | None = None, **
 	"""frappe.get_all's rows (as dicts, or a list of one field with pluck=True) from Frappe's query
 	builder: the same filters, without get_all's list-view machinery, which costs a step more than the
 	query. For the engine's own reads, which see every record (get_all ignores permissions too).
-	A filter `["in", []]` matches nothing: no query is sent; `["in", linking(...)]` is a subquery."""
+	A filter `["in", linking(...)]` is a subquery."""
 	pluck = options.pop("pluck", False)
-	if any(matches_nothing(value) for value in filters.values()):
-		return []
 	query = frappe.qb.get_query(doctype, fields=fields, filters=filters, order_by=order_by, **options)
 	return query.run(pluck=True) if pluck else query.run(as_dict=True)
-
-
-def matches_nothing(value) -> bool:
-	"""An `["in", []]` filter. (Not `value == ["in", []]`: a subquery compared with == makes a condition,
-	which is true.)"""
-	return (
-		isinstance(value, list | tuple)
-		and len(value) == 2
-		and value[0] == "in"
-		and isinstance(value[1], list | tuple)
-		and not value[1]
-	)
 
 
 def order_totals(sales_order) -> dict:

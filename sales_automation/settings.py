@@ -85,8 +85,9 @@ def value_fields(doctype: str) -> dict[str, str]:
 	if fields is None or expires < time.monotonic():
 		# an older version's are never read again (a copy of the keys, and pop: a threaded worker's other
 		# requests may be here at the same time)
-		for known in [known for known in list(_VALUE_FIELDS) if known[0] == frappe.local.site]:
-			_VALUE_FIELDS.pop(known, None)
+		for known in list(_VALUE_FIELDS):
+			if known[0] == frappe.local.site:
+				_VALUE_FIELDS.pop(known, None)
 		fields = {}
 		_VALUE_FIELDS[key] = (time.monotonic() + VALUE_FIELDS_TTL, fields)
 	if doctype not in fields:
