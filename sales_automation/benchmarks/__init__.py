@@ -33,6 +33,7 @@ from sales_automation.benchmarks.variants import (
 	in_process_call,
 	one_call,
 	profile_one_call,
+	redis_commands_so_far,
 	rest_flow,
 	same_order_race,
 	statements_so_far,
@@ -89,6 +90,7 @@ def run(
 				fn()  # warm-up, not measured
 			timings = {name: [] for name in variants}
 			statements = {name: [] for name in variants}
+			redis_commands = {name: [] for name in variants}
 			names = list(variants)
 			for round_no in range(rounds):
 				# each round starts with the next variant, so none always follows the same one
@@ -96,17 +98,20 @@ def run(
 				for name in names[shift:] + names[:shift]:
 					if name in FROM_FRESH_CONTEXT:
 						fresh_context()
-					before = statements_so_far()
+					before, redis_before = statements_so_far(), redis_commands_so_far()
 					started = time.perf_counter()
 					variants[name]()
 					timings[name].append(time.perf_counter() - started)
-					statements[name].append(statements_so_far() - before - 1)  # less the second count's own
+					# each less the second count's own
+					statements[name].append(statements_so_far() - before - 1)
+					redis_commands[name].append(redis_commands_so_far() - redis_before - 1)
 				if (round_no + 1) % 10 == 0:
 					log(f"{n} line(s): round {round_no + 1} of {rounds}")
 			for name, samples in timings.items():
 				results["variants"][f"{name}_{n}"] = {
 					**summary(samples),
 					"statements": round(statistics.median(statements[name])),
+					"redis_commands": round(statistics.median(redis_commands[name])),
 				}
 			results.setdefault("paired_overhead", {})[str(n)] = paired_overhead(timings)
 			if "i" in timings:

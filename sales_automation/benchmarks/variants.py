@@ -96,6 +96,13 @@ def statements_so_far(scope: str = "GLOBAL") -> int:
 	return int(frappe.db.sql(status)[0][1])  # nosemgrep - a server status, which frappe.qb cannot ask
 
 
+def redis_commands_so_far() -> int:
+	"""The site's cache server's count of the commands it has processed (this count's own included), from
+	every client: statements_so_far's counterpart for Redis, where Frappe keeps DocType metadata, cached
+	documents and per-DocType maps. A pipeline's commands count one each."""
+	return int(frappe.cache.info("stats")["total_commands_processed"])
+
+
 # The app's functions whose calls into Frappe / ERPNext are the cycle's documents themselves: the
 # order's submit, the three mappers and the three submits. Everything else the call does is the app's.
 DOCUMENT_WORK = {

@@ -27,6 +27,9 @@ class TestBenchmarkScript(IntegrationTestCase):
 		self.assertGreater(statements["k_1"], statements["c_1"])
 		self.assertGreater(statements["b_1"], statements["r_1"])
 		self.assertGreater(statements["r_1"], 0)
+		# and Redis commands: every cycle's documents read and write Frappe's cache
+		redis_commands = {key: stats["redis_commands"] for key, stats in results["variants"].items()}
+		self.assertTrue(all(redis_commands[key] > 0 for key in ("b_1", "c_1", "i_1", "k_1")))
 		self.assertEqual(results["d"]["runs_by_status"], {"Completed": 2})
 		self.assertEqual(results["d"]["duplicates"], 0)
 		# background throughput with one worker and with two, side by side (one gets half the orders)
@@ -81,6 +84,7 @@ class TestBenchmarkScript(IntegrationTestCase):
 		self.assertIn("(b) run_sales_cycle, 1 call", report)
 		self.assertIn("## Where (b)'s time goes", report)
 		self.assertIn("SQL statements per call", report)
+		self.assertIn("Redis commands per call", report)
 		frappe.db.rollback()
 
 	def test_paired_overhead_takes_the_differences_within_each_round(self):
