@@ -5,7 +5,8 @@ all come here: start a run, resume it, execute its steps (steps.py) under the or
 Where things live (README: Architecture): rules.py picks the rule, run_log.py keeps the run record,
 steps.py makes the documents, documents.py reads the order and maps ERPNext's documents,
 background.py queues, claims and retries, cancel.py undoes a cycle, notifications.py tells people,
-progress.py checks what an order claims against its documents, settings.py reads the settings.
+progress.py checks what an order claims against its documents, settings.py reads the settings,
+cached_values.py fetches the Redis-cached values a cycle reads in one round trip.
 
 Every step re-reads the order and what already exists before it acts, so running a step twice never
 makes a second document: that is what makes retry and resume safe.
@@ -20,7 +21,7 @@ from frappe import _
 from frappe.model.document import Document
 from frappe.utils import cint, now_datetime
 
-from sales_automation import gate, locks
+from sales_automation import cached_values, gate, locks
 from sales_automation.background import (
 	claim_run,
 	drop_queued_job,
@@ -190,6 +191,7 @@ def execute(
 	to it yet). permissions_checked: the caller has checked create and submit for every step."""
 	raise_errors, retry = mode == Mode.ATOMIC, mode != Mode.WITHOUT_RETRIES
 	outcome = Outcome(run)
+	cached_values.prefetch()
 	settings = get_settings()
 	prefetch_cycle_settings()
 	rule = rule or rule_of(run)
@@ -238,6 +240,7 @@ def execute(
 		end_run(run, PARTIALLY_COMPLETED if outcome.left_open else COMPLETED, outcome.order)
 	outcome.created = cycle.created
 	save_run(run)
+	cached_values.remember()
 	return outcome
 
 

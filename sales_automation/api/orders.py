@@ -8,7 +8,7 @@ import frappe
 from frappe import _
 from frappe.utils import cint, flt
 
-from sales_automation import engine, gate, locks, progress
+from sales_automation import cached_values, engine, gate, locks, progress
 from sales_automation.api.validation import check_order, invalid, raise_state
 from sales_automation.settings import prefetch_cycle_settings
 
@@ -98,6 +98,7 @@ def invoice_of_delivery_note(delivery_note: str):
 
 def create_order(order: dict):
 	"""Insert and submit a Sales Order from a payload in ERPNext's own field names."""
+	cached_values.prefetch()  # before the checks, which read the metadata of the order and its rows
 	check_order(order)
 	prefetch_cycle_settings()
 	# a copy: frappe.get_doc writes into the caller's row dicts, which would change the request's fingerprint

@@ -1,0 +1,168 @@
+"""Frappe's Redis-cached values a cycle reads, fetched in one round trip as the next cycle starts
+(cached_values): what is fetched, that it is what Frappe's own reads find, and that changes still show."""
+
+from contextlib import contextmanager
+from unittest.mock import patch
+
+import redis
+
+import frappe
+
+from sales_automation import cached_values
+from sales_automation.api import run_sales_cycle
+from sales_automation.tests.base import EndpointTestCase
+from sales_automation.tests.factories import make_customer, make_item, order_payload
+
+
+@contextmanager
+def redis_round_trips():
+	"""The commands this process sends to Redis, one list per round trip (a pipeline is one)."""
+	sent = []
+	command, pipeline = redis.Redis.execute_command, redis.client.Pipeline.execute
+
+	def one_command(client, *args, **options):
+		sent.append([args[0]])
+		return command(client, *args, **options)
+
+	def one_pipeline(client, *args, **options):
+		sent.append([queued[0][0] for queued in client.command_stack])
+		return pipeline(client, *args, **options)
+
+	with (
+		patch.object(redis.Redis, "execute_command", one_command),
+		patch.object(redis.client.Pipeline, "execute", one_pipeline),
+	):
+		yield sent
+
+
+def reads(round_trips: list[list[str]]) -> int:
+	return sum(1 for commands in round_trips for command in commands if command in ("GET", "HGET"))
+
+
+def new_request():
+	"""Frappe's per-request copy of Redis's values empty, as every request and job starts it."""
+	frappe.local.cache = {}
+
+
+class TestCachedValues(EndpointTestCase):
+	def setUp(self):
+		cached_values._READ.pop(frappe.local.site, None)
+		self.addCleanup(cached_values._READ.pop, frappe.local.site, None)
+
+	def cycle_reading(self, *documents: tuple[str, str]):
+		"""A request that reads what a cycle reads (metadata, cached documents), then ends."""
+		new_request()
+		frappe.get_meta("Sales Invoice")
+		frappe.get_cached_doc("Company", self.env.company)
+		for doctype, name in documents:
+			frappe.get_cached_doc(doctype, name)
+		cached_values.remember()
+
+	def test_what_the_last_two_cycles_both_read_is_fetched_in_one_round_trip(self):
+		only_first, only_second = make_item(), make_item()
+		self.cycle_reading(("Item", only_first))
+		self.cycle_reading(("Item", only_second))
+
+		new_request()
+		with redis_round_trips() as sent:
+			cached_values.prefetch()
+		self.assertEqual(len(sent), 1)
+
+		with redis_round_trips() as sent:
+			meta = frappe.get_meta("Sales Invoice")
+			company = frappe.get_cached_doc("Company", self.env.company)
+		self.assertEqual(sent, [])
+		self.assertEqual(
+			[df.fieldname for df in meta.fields],
+			[df.fieldname for df in frappe.get_meta("Sales Invoice", cached=False).fields],
+		)
+		self.assertEqual(
+			company.default_currency, frappe.db.get_value("Company", company.name, "default_currency")
+		)
+		# one order's items are not fetched for the next order's
+		with redis_round_trips() as sent:
+			frappe.get_cached_doc("Item", only_second)
+		self.assertEqual(reads(sent), 1)
+
+	def test_nothing_is_fetched_before_two_cycles_have_read_it_or_twice_in_one_request(self):
+		self.cycle_reading()
+		new_request()
+		with redis_round_trips() as sent:
+			cached_values.prefetch()
+		self.assertEqual(sent, [])  # one cycle's reads may be that order's alone
+
+		self.cycle_reading()
+		new_request()
+		cached_values.prefetch()
+		with redis_round_trips() as sent:
+			cached_values.prefetch()
+		self.assertEqual(sent, [])  # all held already
+
+	def test_a_change_after_the_fetch_shows_as_it_does_after_frappes_own_read(self):
+		customer = make_customer()
+		frappe.db.commit()
+		for _ in range(2):
+			self.cycle_reading(("Customer", customer))
+		new_request()
+		cached_values.prefetch()
+		self.assertIn("Sales Invoice", frappe.local.cache[frappe.cache.make_key("doctype_meta")])
+		customer_key = frappe.cache.make_key(frappe.get_document_cache_key("Customer", customer))
+		self.assertIn(customer_key, frappe.local.cache)
+
+		custom_field = frappe.get_doc(
+			{
+				"doctype": "Custom Field",
+				"dt": "Sales Invoice",
+				"fieldname": "sa_prefetch_test",
+				"label": "SA Prefetch Test",
+				"fieldtype": "Data",
+				"insert_after": "customer",
+			}
+		).insert(ignore_permissions=True)
+		self.addCleanup(lambda: frappe.db.exists("Custom Field", custom_field.name) and custom_field.delete())
+		self.assertTrue(frappe.get_meta("Sales Invoice").has_field("sa_prefetch_test"))
+		custom_field.delete()
+		self.assertFalse(frappe.get_meta("Sales Invoice").has_field("sa_prefetch_test"))
+
+		frappe.db.set_value("Customer", customer, "customer_details", "changed after the fetch")
+		self.assertEqual(
+			frappe.get_cached_doc("Customer", customer).customer_details, "changed after the fetch"
+		)
+
+	def test_a_value_redis_no_longer_holds_is_left_for_frappe_to_read(self):
+		customer = make_customer()
+		frappe.db.commit()
+		for _ in range(2):
+			self.cycle_reading(("Customer", customer))
+		# saved meanwhile (elsewhere, as far as the next request knows): Frappe drops it from Redis
+		frappe.db.set_value("Customer", customer, "customer_details", "saved elsewhere")
+		frappe.db.commit()
+
+		new_request()
+		cached_values.prefetch()
+		customer_key = frappe.cache.make_key(frappe.get_document_cache_key("Customer", customer))
+		self.assertNotIn(customer_key, frappe.local.cache)
+		self.assertEqual(frappe.get_cached_doc("Customer", customer).customer_details, "saved elsewhere")
+
+	def test_a_cycle_reads_frappes_cache_in_a_fraction_of_the_round_trips(self):
+		customer, item_code = make_customer(), make_item(stock_qty=10)
+		frappe.db.commit()
+
+		def cycle():
+			new_request()
+			result = run_sales_cycle(
+				order=order_payload(customer, item_code, rate=10),
+				payment={"mode_of_payment": self.env.cash_mode},
+			)
+			self.assertEqual(frappe.db.get_value("Sales Invoice", result["sales_invoice"], "status"), "Paid")
+
+		cycle()
+		cycle()
+		with patch.object(cached_values, "prefetch", lambda: None), redis_round_trips() as without:
+			cycle()
+		with redis_round_trips() as fetched:
+			cycle()
+		# each value read its own round trip (about 170) against the few a cycle reads for the first time
+		# (the documents it makes) or that Frappe keeps for a while only (not in its per-request copy)
+		self.assertGreater(reads(without), 100)
+		self.assertLess(reads(fetched), reads(without) / 4)
