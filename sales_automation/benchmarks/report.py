@@ -213,8 +213,13 @@ def where_the_time_goes(results: dict, first: int) -> list[str]:
 	return lines
 
 
+def counts_of(variants: dict, first: int, what: str) -> dict:
+	"""{variant: its median count of `what` (statements, redis_commands)} at `first` lines."""
+	return {name: variants[f"{name}_{first}"][what] for name in "bcijkr"}
+
+
 def statements_line(variants: dict, first: int) -> str:
-	count = {name: variants[f"{name}_{first}"]["statements"] for name in "bcijkr"}
+	count = counts_of(variants, first, "statements")
 	return (
 		f"one request to the one call sends {count['b'] - count['i']} more than the same call in "
 		f"process, (b) - (i); any request sends {count['r']}, (r); a fresh context makes ERPNext's own work "
@@ -225,17 +230,22 @@ def statements_line(variants: dict, first: int) -> str:
 	)
 
 
+# why the one call sends fewer Redis commands than the floor (redis_line)
+REDIS_COMMANDS_EXPLAINED = (
+	"ERPNext's documents read DocType metadata, table columns, per-DocType maps and cached documents "
+	"from Redis one command each, and the floor's `frappe.set_user` empties Frappe's per-request copy of "
+	"them as every request starts with it empty; the app reads the values its last two cycles both read "
+	"in one pipeline as a cycle starts (cached_values.prefetch), so (i) - (c) can be below zero. Most of "
+	"what is left is Frappe's own writes: a cached document dropped on every save of it, realtime events."
+)
+
+
 def redis_line(variants: dict, first: int) -> str:
-	count = {name: variants[f"{name}_{first}"]["redis_commands"] for name in "bcijkr"}
+	count = counts_of(variants, first, "redis_commands")
 	return (
-		f"the one call {count['b']}, the floor {count['c']} ({count['k']} from a fresh context), any "
-		f"request {count['r']}; the same call in process {count['i']} ({count['j']} from a fresh context). "
-		f"ERPNext's documents read DocType metadata, table columns, per-DocType maps and cached documents "
-		f"from Redis one command each, and the floor's `frappe.set_user` empties Frappe's per-request copy "
-		f"as every request starts empty; the app reads the values its last two cycles both read in one "
-		f"pipeline as a cycle starts (cached_values.prefetch), so the one call sends "
-		f"{count['c'] - count['b']} fewer than the floor and (i) - (c) can be below zero. Most of what is "
-		f"left is Frappe's own writes: a cached document dropped on every save of it, realtime events."
+		f"the one call {count['b']}, {count['c'] - count['b']} fewer than the floor's {count['c']} "
+		f"({count['k']} from a fresh context); any request {count['r']}; the same call in process "
+		f"{count['i']} ({count['j']} from a fresh context). " + REDIS_COMMANDS_EXPLAINED
 	)
 
 

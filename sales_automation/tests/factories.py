@@ -283,3 +283,19 @@ def statements_of(work) -> int:
 	before = statements_so_far("SESSION")
 	work()
 	return statements_so_far("SESSION") - before - 1  # less the second count's own
+
+
+def add_custom_field(test, dt: str, fieldname: str, fieldtype: str, insert_after: str):
+	"""A Custom Field on `dt`, deleted when `test` ends if the test has not deleted it."""
+	custom_field = frappe.get_doc(
+		{
+			"doctype": "Custom Field",
+			"dt": dt,
+			"fieldname": fieldname,
+			"label": frappe.unscrub(fieldname),
+			"fieldtype": fieldtype,
+			"insert_after": insert_after,
+		}
+	).insert(ignore_permissions=True)
+	test.addCleanup(lambda: frappe.db.exists("Custom Field", custom_field.name) and custom_field.delete())
+	return custom_field

@@ -11,7 +11,7 @@ import frappe
 from sales_automation import cached_values
 from sales_automation.api import run_sales_cycle
 from sales_automation.tests.base import EndpointTestCase
-from sales_automation.tests.factories import make_customer, make_item, order_payload
+from sales_automation.tests.factories import add_custom_field, make_customer, make_item, order_payload
 
 
 @contextmanager
@@ -109,17 +109,7 @@ class TestCachedValues(EndpointTestCase):
 		customer_key = frappe.cache.make_key(frappe.get_document_cache_key("Customer", customer))
 		self.assertIn(customer_key, frappe.local.cache)
 
-		custom_field = frappe.get_doc(
-			{
-				"doctype": "Custom Field",
-				"dt": "Sales Invoice",
-				"fieldname": "sa_prefetch_test",
-				"label": "SA Prefetch Test",
-				"fieldtype": "Data",
-				"insert_after": "customer",
-			}
-		).insert(ignore_permissions=True)
-		self.addCleanup(lambda: frappe.db.exists("Custom Field", custom_field.name) and custom_field.delete())
+		custom_field = add_custom_field(self, "Sales Invoice", "sa_prefetch_test", "Data", "customer")
 		self.assertTrue(frappe.get_meta("Sales Invoice").has_field("sa_prefetch_test"))
 		custom_field.delete()
 		self.assertFalse(frappe.get_meta("Sales Invoice").has_field("sa_prefetch_test"))

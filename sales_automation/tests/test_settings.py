@@ -13,6 +13,7 @@ from sales_automation.exceptions import OrderBusyError
 from sales_automation.settings import SETTINGS_THE_CYCLE_READS, prefetch_cycle_settings, value_fields
 from sales_automation.tests.base import IntegrationTestCase
 from sales_automation.tests.factories import (
+	add_custom_field,
 	make_customer,
 	make_item,
 	make_rule,
@@ -181,17 +182,7 @@ class TestCycleSettings(IntegrationTestCase):
 		self.assertNotIn("sa_test_flag", value_fields("Selling Settings"))
 		self.assertFalse(metadata_loaded("Selling Settings"))
 
-		custom_field = frappe.get_doc(
-			{
-				"doctype": "Custom Field",
-				"dt": "Selling Settings",
-				"fieldname": "sa_test_flag",
-				"label": "SA Test Flag",
-				"fieldtype": "Check",
-				"insert_after": "so_required",
-			}
-		).insert(ignore_permissions=True)
-		self.addCleanup(lambda: frappe.db.exists("Custom Field", custom_field.name) and custom_field.delete())
+		custom_field = add_custom_field(self, "Selling Settings", "sa_test_flag", "Check", "so_required")
 		self.assertEqual(value_fields("Selling Settings")["sa_test_flag"], "Check")
 
 		custom_field.delete()
