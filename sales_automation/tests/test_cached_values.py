@@ -46,22 +46,28 @@ def new_request():
 
 class TestCachedValues(EndpointTestCase):
 	def setUp(self):
-		cached_values._READ.pop(frappe.local.site, None)
-		self.addCleanup(cached_values._READ.pop, frappe.local.site, None)
+		cached_values._REMEMBERED.pop(frappe.local.site, None)
+		self.addCleanup(cached_values._REMEMBERED.pop, frappe.local.site, None)
 
-	def cycle_reading(self, *documents: tuple[str, str]):
-		"""A request that reads what a cycle reads (metadata, cached documents), then ends."""
+	def cycle_reading(self, *documents: tuple[str, str], doctypes: tuple[str, ...] = ()):
+		"""A request's cycle as the engine runs it: the fetch, what the cycle reads (metadata, Settings,
+		documents), then remember."""
 		new_request()
-		frappe.get_meta("Sales Invoice")
-		frappe.get_cached_doc("Company", self.env.company)
-		for doctype, name in documents:
-			frappe.get_cached_doc(doctype, name)
+		cached_values.prefetch()
+		self.read(*documents, doctypes=doctypes)
 		cached_values.remember()
 
-	def test_what_the_last_two_cycles_both_read_is_fetched_in_one_round_trip(self):
-		only_first, only_second = make_item(), make_item()
-		self.cycle_reading(("Item", only_first))
-		self.cycle_reading(("Item", only_second))
+	def read(self, *documents: tuple[str, str], doctypes: tuple[str, ...] = ()):
+		for doctype in ("Sales Invoice", *doctypes):
+			frappe.get_meta(doctype)
+		frappe.get_cached_doc("Selling Settings")
+		for doctype, name in documents:
+			frappe.get_cached_doc(doctype, name)
+
+	def test_what_the_last_two_cycles_both_read_is_fetched_in_one_round_trip_but_no_document(self):
+		item_code, only_first = make_item(), make_item()
+		self.cycle_reading(("Item", item_code), doctypes=("Delivery Note",))
+		self.cycle_reading(("Item", item_code), ("Item", only_first))
 
 		new_request()
 		with redis_round_trips() as sent:
@@ -70,19 +76,23 @@ class TestCachedValues(EndpointTestCase):
 
 		with redis_round_trips() as sent:
 			meta = frappe.get_meta("Sales Invoice")
-			company = frappe.get_cached_doc("Company", self.env.company)
+			selling_settings = frappe.get_cached_doc("Selling Settings")
 		self.assertEqual(sent, [])
 		self.assertEqual(
 			[df.fieldname for df in meta.fields],
 			[df.fieldname for df in frappe.get_meta("Sales Invoice", cached=False).fields],
 		)
 		self.assertEqual(
-			company.default_currency, frappe.db.get_value("Company", company.name, "default_currency")
+			selling_settings.so_required, frappe.db.get_single_value("Selling Settings", "so_required")
 		)
-		# one order's items are not fetched for the next order's
-		with redis_round_trips() as sent:
-			frappe.get_cached_doc("Item", only_second)
-		self.assertEqual(reads(sent), 1)
+		# read by one cycle only, and a document's own copy (another order reads other items)
+		for read in (
+			lambda: frappe.get_meta("Delivery Note"),
+			lambda: frappe.get_cached_doc("Item", item_code),
+		):
+			with redis_round_trips() as sent:
+				read()
+			self.assertEqual(reads(sent), 1)
 
 	def test_nothing_is_fetched_before_two_cycles_have_read_it_or_twice_in_one_request(self):
 		self.cycle_reading()
@@ -99,40 +109,70 @@ class TestCachedValues(EndpointTestCase):
 		self.assertEqual(sent, [])  # all held already
 
 	def test_a_change_after_the_fetch_shows_as_it_does_after_frappes_own_read(self):
-		customer = make_customer()
-		frappe.db.commit()
+		was = frappe.db.get_single_value("Selling Settings", "cust_master_name")
+		self.addCleanup(frappe.db.set_single_value, "Selling Settings", "cust_master_name", was)
 		for _ in range(2):
-			self.cycle_reading(("Customer", customer))
+			self.cycle_reading()
 		new_request()
 		cached_values.prefetch()
 		self.assertIn("Sales Invoice", frappe.local.cache[frappe.cache.make_key("doctype_meta")])
-		customer_key = frappe.cache.make_key(frappe.get_document_cache_key("Customer", customer))
-		self.assertIn(customer_key, frappe.local.cache)
+		settings_key = frappe.cache.make_key(
+			frappe.get_document_cache_key("Selling Settings", "Selling Settings")
+		)
+		self.assertIn(settings_key, frappe.local.cache)
 
 		custom_field = add_custom_field(self, "Sales Invoice", "sa_prefetch_test", "Data", "customer")
 		self.assertTrue(frappe.get_meta("Sales Invoice").has_field("sa_prefetch_test"))
 		custom_field.delete()
 		self.assertFalse(frappe.get_meta("Sales Invoice").has_field("sa_prefetch_test"))
 
-		frappe.db.set_value("Customer", customer, "customer_details", "changed after the fetch")
-		self.assertEqual(
-			frappe.get_cached_doc("Customer", customer).customer_details, "changed after the fetch"
-		)
+		changed = "Naming Series" if was != "Naming Series" else "Customer Name"
+		frappe.db.set_single_value("Selling Settings", "cust_master_name", changed)
+		self.assertEqual(frappe.get_cached_doc("Selling Settings").cust_master_name, changed)
 
 	def test_a_value_redis_no_longer_holds_is_left_for_frappe_to_read(self):
-		customer = make_customer()
-		frappe.db.commit()
+		was = frappe.db.get_single_value("Selling Settings", "cust_master_name")
+		self.addCleanup(frappe.db.set_single_value, "Selling Settings", "cust_master_name", was)
 		for _ in range(2):
-			self.cycle_reading(("Customer", customer))
-		# saved meanwhile (elsewhere, as far as the next request knows): Frappe drops it from Redis
-		frappe.db.set_value("Customer", customer, "customer_details", "saved elsewhere")
+			self.cycle_reading()
+		# changed meanwhile (elsewhere, as far as the next request knows): Frappe drops it from Redis
+		changed = "Naming Series" if was != "Naming Series" else "Customer Name"
+		frappe.db.set_single_value("Selling Settings", "cust_master_name", changed)
 		frappe.db.commit()
 
 		new_request()
 		cached_values.prefetch()
-		customer_key = frappe.cache.make_key(frappe.get_document_cache_key("Customer", customer))
-		self.assertNotIn(customer_key, frappe.local.cache)
-		self.assertEqual(frappe.get_cached_doc("Customer", customer).customer_details, "saved elsewhere")
+		settings_key = frappe.cache.make_key(
+			frappe.get_document_cache_key("Selling Settings", "Selling Settings")
+		)
+		self.assertNotIn(settings_key, frappe.local.cache)
+		self.assertEqual(frappe.get_cached_doc("Selling Settings").cust_master_name, changed)
+
+	def test_a_value_the_cycles_no_longer_read_is_dropped_when_they_renew(self):
+		def fetched_metadata():
+			return frappe.local.cache.get(frappe.cache.make_key("doctype_meta"), {})
+
+		with patch.object(cached_values, "RENEW_EVERY", 3):
+			self.cycle_reading(doctypes=("Delivery Note",))
+			self.cycle_reading(doctypes=("Delivery Note",))
+			# the third cycle fetches the Delivery Note's metadata, which it does not read
+			new_request()
+			cached_values.prefetch()
+			self.assertIn("Delivery Note", fetched_metadata())
+			self.read()
+			cached_values.remember()
+			# so the fourth fetches nothing: what it reads is what the cycles read now
+			new_request()
+			with redis_round_trips() as sent:
+				cached_values.prefetch()
+			self.assertEqual(sent, [])
+			self.read()
+			cached_values.remember()
+
+			new_request()
+			cached_values.prefetch()
+		self.assertIn("Sales Invoice", fetched_metadata())
+		self.assertNotIn("Delivery Note", fetched_metadata())
 
 	def test_a_cycle_reads_frappes_cache_in_a_fraction_of_the_round_trips(self):
 		customer, item_code = make_customer(), make_item(stock_qty=10)
