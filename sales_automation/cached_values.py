@@ -127,7 +127,7 @@ def kinds_of(keys: list[bytes]) -> dict[bytes, bytes]:
 	except redis.exceptions.ConnectionError:
 		return kinds
 	if len(kinds) > 4 * MAX_REMEMBERED:
-		kinds.clear()  # documents' keys come and go; a key still read is asked again, once
+		kinds.clear()  # a bound for a long-lived process; a key still read is asked again, once
 	# a key Redis does not hold now is asked again when it is seen again
 	kinds.update((key, kind) for key, kind in zip(unknown, answers, strict=True) if kind != b"none")
 	return kinds
