@@ -29,11 +29,14 @@ def find_rule(sales_order, candidate: Document | None = None) -> tuple[str | Non
 
 
 def rules_in_order(candidate: Document | None = None):
-	"""The enabled rules as find_rule tries them: highest priority first, then the oldest."""
+	"""The enabled rules as find_rule tries them: highest priority first, then the oldest.
+
+	Read whole in one query (a rule has no child table): every order tries them all, and a cached
+	document each would cost a Redis round trip per rule per order."""
 	rows = rows_of(
 		"Sales Automation Rule",
 		filters={"enabled": 1},
-		fields=["name", "priority", "creation"],
+		fields=["*"],
 		order_by="priority desc, creation asc",
 	)
 	if candidate is not None:
@@ -46,7 +49,7 @@ def rules_in_order(candidate: Document | None = None):
 			)
 			rows.insert(index, candidate)
 	for row in rows:
-		yield row if row is candidate else frappe.get_cached_doc("Sales Automation Rule", row.name)
+		yield row if row is candidate else frappe.get_doc({**row, "doctype": "Sales Automation Rule"})
 
 
 RULE_ACTION_FIELDS = (

@@ -10,8 +10,16 @@ import frappe
 
 from sales_automation import cached_values
 from sales_automation.api import run_sales_cycle
+from sales_automation.rules import find_rule
 from sales_automation.tests.base import EndpointTestCase
-from sales_automation.tests.factories import add_custom_field, make_customer, make_item, order_payload
+from sales_automation.tests.factories import (
+	add_custom_field,
+	make_customer,
+	make_item,
+	make_rule,
+	order_payload,
+	test_env,
+)
 
 
 @contextmanager
@@ -196,3 +204,24 @@ class TestCachedValues(EndpointTestCase):
 		# (the documents it makes) or that Frappe keeps for a while only (not in its per-request copy)
 		self.assertGreater(reads(without), 100)
 		self.assertLess(reads(fetched), reads(without) / 4)
+
+	def test_the_rules_an_order_tries_cost_no_round_trip_each(self):
+		"""Every order tries every enabled rule before its own: they are read in one query, not fetched
+		from Redis one at a time (so a site's rule count does not add to a cycle's round trips)."""
+		customer = make_customer()
+		rule = make_rule(customer)
+		sales_order = frappe.get_doc(
+			{"doctype": "Sales Order", "company": test_env().company, "customer": customer}
+		)
+
+		def round_trips_to_find_the_rule():
+			new_request()
+			frappe.get_meta("Sales Automation Rule")  # as the cycle has read it by then
+			with redis_round_trips() as sent:
+				self.assertEqual(find_rule(sales_order)[0], rule.name)
+			return sent
+
+		before = round_trips_to_find_the_rule()
+		for _ in range(5):  # tried before the order's own rule, and not met
+			make_rule(make_customer(), priority=rule.priority + 1)
+		self.assertEqual(round_trips_to_find_the_rule(), before)
