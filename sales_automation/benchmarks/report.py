@@ -110,7 +110,7 @@ def write(results: dict, line_counts: list[int], out_dir: str | None, chart: boo
 	lines = [
 		"# Sales cycle benchmark",
 		"",
-		f"Site `{results['site']}`, {results['reps']} interleaved rounds per variant (100 lines: fewer).",
+		f"Site `{results['site']}`, {results['reps']} interleaved rounds per variant (100 lines: half as many).",
 		"",
 		"| variant | lines | runs | median ms | p95 ms | SQL statements | Redis commands |",
 		"| --- | --- | --- | --- | --- | --- | --- |",
