@@ -31,8 +31,8 @@ def find_rule(sales_order, candidate: Document | None = None) -> tuple[str | Non
 def rules_in_order(candidate: Document | None = None):
 	"""The enabled rules as find_rule tries them: highest priority first, then the oldest.
 
-	Read whole in one query (a rule has no child table): every order tries them all, and a cached
-	document each would cost a Redis round trip per rule per order."""
+	Read whole in one query (a rule has no child table): an order tries them in turn until one matches,
+	and a cached document each would cost a Redis round trip per rule tried, per order."""
 	rows = rows_of(
 		"Sales Automation Rule",
 		filters={"enabled": 1},

@@ -206,8 +206,8 @@ class TestCachedValues(EndpointTestCase):
 		self.assertLess(reads(fetched), reads(without) / 4)
 
 	def test_the_rules_an_order_tries_cost_no_round_trip_each(self):
-		"""Every order tries every enabled rule before its own: they are read in one query, not fetched
-		from Redis one at a time (so a site's rule count does not add to a cycle's round trips)."""
+		"""An order tries the enabled rules in turn until its own matches: they are read in one query, not
+		fetched from Redis one at a time (so a site's rule count does not add to a cycle's round trips)."""
 		customer = make_customer()
 		rule = make_rule(customer)
 		sales_order = frappe.get_doc(
