@@ -1,7 +1,9 @@
 """Background runs: jobs queued after commit, claimed under the order's lock, drained for a while,
 and the scheduler that retries due runs and queues again the runs of workers that died."""
 
+import hashlib
 import time
+from datetime import datetime, timezone
 
 import frappe
 from frappe.utils import add_to_date, now_datetime
@@ -13,7 +15,12 @@ from sales_automation.settings import get_settings, order_lock_wait, setting_or
 
 
 def enqueue_run(run):
-	"""Queue the run after commit; one job per order at a time (deduplicated by job id)."""
+	"""Queue the run after commit; one job per order at a time (deduplicated by job id).
+
+	Frappe deduplicates against a job RQ lists as started, and RQ lists the job of a worker killed
+	whole as started until a live worker's registry clean-up (about ten minutes later): such a job is
+	removed first, or the run would wait for nobody."""
+	remove_dead_job(run.sales_order)
 	frappe.enqueue(
 		"sales_automation.background.process_run",
 		queue=queue_of(run.trigger),
@@ -50,6 +57,56 @@ def drop_queued_job(sales_order_name: str):
 		job.delete()
 
 
+def remove_dead_job(sales_order_name: str) -> None:
+	"""Delete the order's job when RQ lists it as started but nothing runs it any more."""
+	from rq.job import JobStatus
+
+	from frappe.utils.background_jobs import get_job
+
+	job = get_job(order_job_id(sales_order_name))
+	if job and job.get_status() == JobStatus.STARTED and not job_is_alive(job):
+		job.delete()
+
+
+# A job RQ has just started takes its lock within a second or two (the fork and Frappe's start-up):
+# until then it counts as alive.
+JOB_START_GRACE_SECONDS = 10
+
+
+def job_is_alive(job) -> bool:
+	"""Whether a started job is still being run: process_run holds a lock named after the job on its
+	database connection, which dies with its process (as the order's lock does, locks.py)."""
+	if frappe.db.sql("select is_used_lock(%s)", (job_lock_name(job.id),))[0][0] is not None:  # nosemgrep
+		return True
+	started_at = job.started_at
+	if not started_at:
+		return True
+	# RQ keeps UTC datetimes, naive
+	age = (datetime.now(timezone.utc).replace(tzinfo=None) - started_at.replace(tzinfo=None)).total_seconds()
+	return age < JOB_START_GRACE_SECONDS
+
+
+def job_lock_name(job_id: str) -> str:
+	return f"sales_automation_job:{hashlib.sha1(job_id.encode()).hexdigest()}"
+
+
+def hold_job_lock() -> str | None:
+	"""In an RQ job, take the lock that says the job is alive (job_is_alive); its name, else None."""
+	from rq import get_current_job
+
+	job = get_current_job()
+	if not job:
+		return None
+	name = job_lock_name(job.id)
+	frappe.db.sql("select get_lock(%s, 0)", (name,))  # nosemgrep - a user lock, held for the job's life
+	return name
+
+
+def release_job_lock(name: str | None) -> None:
+	if name:
+		frappe.db.sql("select release_lock(%s)", (name,))  # nosemgrep - a user lock
+
+
 # How long one background job keeps taking further queued runs once its own is done (Settings:
 # drain_seconds).
 DEFAULT_DRAIN_SECONDS = 20
@@ -72,6 +129,7 @@ def process_run(run_name: str, drain_seconds: float | None = None):
 
 	deadline = time.monotonic() + drain_seconds
 	job_user = frappe.session.user
+	job_lock = hold_job_lock()
 	claimed = claim_run(run_name)
 	try:
 		while claimed:
@@ -88,6 +146,7 @@ def process_run(run_name: str, drain_seconds: float | None = None):
 				return
 			claimed = claim_run()
 	finally:
+		release_job_lock(job_lock)
 		if frappe.session.user != job_user:
 			frappe.set_user(job_user)
 

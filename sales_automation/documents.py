@@ -353,25 +353,55 @@ def is_product_bundle(item_code: str) -> bool:
 	return erpnext_is_product_bundle(item_code)
 
 
-def email_invoice(sales_invoice) -> str:
-	"""Queue the invoice to the customer's e-mail with its print attached (rendered when sent)."""
+def email_invoice(sales_invoice) -> tuple[str, str | None]:
+	"""Queue the invoice to the customer's e-mail with its print attached (rendered when sent).
+
+	Returns (message, warning). An e-mail that cannot be queued (no outgoing Email Account, a refused
+	address) is a warning, never an error: the invoice stands and the cycle goes on."""
 	recipient = sales_invoice.contact_email or frappe.db.get_value(
 		"Customer", sales_invoice.customer, "email_id"
 	)
 	if not recipient:
-		return _("Not e-mailed: the customer has no e-mail address.")
-	frappe.sendmail(
-		recipients=[recipient],
-		subject=_("Invoice {0}").format(sales_invoice.name),
-		message=_("Dear {0},<br><br>please find invoice {1} for {2} attached.").format(
-			sales_invoice.customer_name,
-			sales_invoice.name,
-			frappe.format_value(
-				sales_invoice.grand_total, {"fieldtype": "Currency", "options": sales_invoice.currency}
+		return _("Not e-mailed: the customer has no e-mail address."), None
+	gap = outgoing_email_gap()
+	if gap:
+		return None, _("Invoice not e-mailed: {0}").format(gap)
+	messages = len(frappe.local.message_log)
+	frappe.db.savepoint(EMAIL_SAVEPOINT)
+	try:
+		frappe.sendmail(
+			recipients=[recipient],
+			subject=_("Invoice {0}").format(sales_invoice.name),
+			message=_("Dear {0},<br><br>please find invoice {1} for {2} attached.").format(
+				sales_invoice.customer_name,
+				sales_invoice.name,
+				frappe.format_value(
+					sales_invoice.grand_total, {"fieldtype": "Currency", "options": sales_invoice.currency}
+				),
 			),
-		),
-		reference_doctype=SALES_INVOICE,
-		reference_name=sales_invoice.name,
-		attachments=[{"print_format_attachment": 1, "doctype": SALES_INVOICE, "name": sales_invoice.name}],
-	)
-	return _("E-mailed to {0}.").format(recipient)
+			reference_doctype=SALES_INVOICE,
+			reference_name=sales_invoice.name,
+			attachments=[
+				{"print_format_attachment": 1, "doctype": SALES_INVOICE, "name": sales_invoice.name}
+			],
+		)
+	except Exception as exc:
+		frappe.db.rollback(save_point=EMAIL_SAVEPOINT)
+		# what frappe.throw added must not reach the caller's answer as an error
+		del frappe.local.message_log[messages:]
+		from sales_automation.run_log import error_message
+
+		return None, _("Invoice not e-mailed to {0}: {1}").format(recipient, error_message(exc))
+	return _("E-mailed to {0}.").format(recipient), None
+
+
+EMAIL_SAVEPOINT = "sales_automation_email"
+
+
+def outgoing_email_gap() -> str | None:
+	"""Why this site cannot queue an e-mail (no enabled outgoing Email Account to send it), else None."""
+	from frappe.email.doctype.email_account.email_account import EmailAccount
+
+	if EmailAccount.find_outgoing(match_by_doctype=SALES_INVOICE):
+		return None
+	return _("no outgoing Email Account is set as default (Email Account: Enable Outgoing, Default Outgoing)")

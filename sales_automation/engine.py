@@ -60,9 +60,9 @@ from sales_automation.documents import (
 	payment_of,
 	undelivered_stock_rows,
 )
-from sales_automation.exceptions import InvalidStateError, RunNotResumableError
+from sales_automation.exceptions import DatabaseBusyError, InvalidStateError, RunNotResumableError
 from sales_automation.progress import check_recorded_progress
-from sales_automation.rules import find_rule, plan_steps, rule_of
+from sales_automation.rules import default_reason, find_rule, plan_steps, rule_of
 from sales_automation.run_log import (
 	create_run,
 	end_run,
@@ -119,22 +119,29 @@ def start_for_order(
 	rule_name: str | None = None,
 	execution_mode=None,
 	lock_wait: float = 0,
+	fallback_rule: Document | None = None,
 ):
 	"""Match a rule (or use `rule_name`), record a run and execute it now or queue it after commit.
 
 	A run executed now holds the order's lock until the transaction ends (`lock_wait` seconds to get
 	it; 0 in the submit hook, whose transaction already holds the order's row: waiting there could
 	wait on a caller that waits on that row). A queued run's job takes the lock itself.
-	Returns the run, or None when automation is off or no rule matches."""
+	`fallback_rule` (an unsaved rule: api.orders.default_rule) applies when no rule matches, as it does
+	for the one call; without it such an order gets no run.
+	Returns the run, or None when automation is off or no rule matches (and no fallback is given)."""
 	if not cint(get_settings().enabled) or sales_order.get("is_internal_customer"):
 		return None  # off, or an order the cycle does not automate (gate.out_of_scope_reason)
 	if rule_name:
 		reason = _("Rule {0} was chosen explicitly").format(rule_name)
 	else:
 		rule_name, reason = find_rule(sales_order)
-		if not rule_name:
+		if not rule_name and not fallback_rule:
 			return None
-	rule = frappe.get_cached_doc("Sales Automation Rule", rule_name)
+	if rule_name:
+		rule = frappe.get_cached_doc("Sales Automation Rule", rule_name)
+	else:
+		rule = fallback_rule
+		reason = default_reason()
 	mode = execution_mode or rule.execution_mode or get_settings().default_execution_mode or BACKGROUND
 	run = create_run(sales_order, rule, reason, trigger, mode)
 	if mode == SAME_TRANSACTION:
@@ -227,7 +234,7 @@ def execute(
 		try:
 			cycle.run_step(step)
 		except Exception as exc:
-			frappe.db.rollback(save_point=STEP_SAVEPOINT)
+			rollback_step(exc)
 			record_failure(run, step, exc, settings, retry)
 			break
 		if mode == Mode.IN_BACKGROUND:
@@ -242,6 +249,29 @@ def execute(
 	save_run(run)
 	cached_values.remember()
 	return outcome
+
+
+# MariaDB's "SAVEPOINT ... does not exist"
+MISSING_SAVEPOINT = 1305
+
+
+def rollback_step(exc: Exception) -> None:
+	"""Roll the failed step back to its savepoint. A deadlock makes MariaDB roll the whole transaction
+	back, the savepoint with it: then nothing of this attempt is left to record on the run, which stays
+	as it was committed last (a resume or the scheduler's next tick runs it again), and the caller gets
+	the passing error as such (503, DatabaseBusyError) rather than the missing savepoint."""
+	try:
+		frappe.db.rollback(save_point=STEP_SAVEPOINT)
+	except Exception as rollback_error:
+		if getattr(rollback_error, "args", (None,))[0] != MISSING_SAVEPOINT:
+			raise
+		frappe.db.rollback()
+		frappe.local.message_log = []
+		raise DatabaseBusyError(
+			_("The database rolled this attempt back ({0}); nothing was saved. Try again.").format(
+				error_message(exc)
+			)
+		) from exc
 
 
 def check_in_scope(sales_order_name: str) -> None:

@@ -3,6 +3,7 @@
 import json
 
 import frappe
+from frappe import _
 from frappe.model.document import Document
 from frappe.utils import cint, get_datetime, now_datetime
 
@@ -91,3 +92,8 @@ def rule_of(run: Document) -> Document:
 		rule.rule_name = run.rule
 		return rule
 	return frappe.get_doc("Sales Automation Rule", run.rule)
+
+
+def default_reason() -> str:
+	"""Why a run follows the default plan (api.orders.default_rule): the one call and bulk say it alike."""
+	return _("No rule matched; the default applies: deliver, invoice from the Delivery Note, pay in full")

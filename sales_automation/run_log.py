@@ -15,17 +15,22 @@ from frappe.utils import (
 	time_diff_in_seconds,
 )
 
+from sales_automation import errors
 from sales_automation.constants import (
 	ACTIVE_STATUSES,
 	CANCELLED,
+	DELIVERY_NOTE,
 	FAILED,
+	PAYMENT_ENTRY,
 	PENDING,
 	QUEUED,
+	SALES_INVOICE,
 	SAME_TRANSACTION,
 )
-from sales_automation.documents import order_amounts
+from sales_automation.documents import linked_names, order_amounts, order_state
 from sales_automation.exceptions import StepFailedError
 from sales_automation.notifications import notify_failure, publish_run
+from sales_automation.progress import what_is_left
 from sales_automation.rules import RULE_ACTION_FIELDS, plan_steps
 from sales_automation.settings import get_settings
 
@@ -65,6 +70,10 @@ def create_run(
 
 
 def save_run(run: Document) -> None:
+	"""Write the run in full (insert or save) and tell the desk. A run flagged `recorded_by_caller` is
+	left unwritten: its caller records it only if it changed something (api.cycle.one_step)."""
+	if run.flags.recorded_by_caller:
+		return
 	# The run log is the app's own bookkeeping, written for whoever submitted the order; the documents
 	# of the cycle are created with the caller's own permissions. Its links are all to records the
 	# engine has just read or made.
@@ -104,6 +113,49 @@ def end_run(run: Document, status: str, sales_order: frappe._dict | None = None)
 	run.invoiced_amount = amounts["invoiced"]
 	run.paid_amount = amounts["paid"]
 	run.outstanding_amount = amounts["outstanding"]
+	if status != CANCELLED:
+		mark_order_completed(run, sales_order)
+
+
+def mark_order_completed(run: Document, sales_order: frappe._dict | None = None) -> None:
+	"""Set `order_completed` (and the order's documents) on the one run of an order that ends finding it
+	delivered, billed and paid (progress.what_is_left with no rule, as api.orders.order_is_done) while
+	no earlier run of the order carries it: the order-completed event's Webhook fires on that save only.
+
+	Called by end_run, under the order's lock (every path that ends a run holds it, and the lock starts
+	a fresh snapshot, so a run that carried it and committed before is seen here). `sales_order`: the
+	order as just read, used when it is a documents.order_state (with `lines`)."""
+	if run.order_completed:
+		return  # a run ending again (a retried one): its order completed once, with its first ending
+	state = sales_order if sales_order and "lines" in sales_order else order_state(run.sales_order)
+	if not state or what_is_left(state):
+		return
+	if frappe.db.exists("Sales Automation Run", {"sales_order": run.sales_order, "order_completed": 1}):
+		return
+	run.order_completed = 1
+	run.order_documents = json.dumps(order_documents(run.sales_order))
+
+
+def order_documents(sales_order_name: str) -> dict:
+	"""The names of the order's submitted Delivery Notes, Sales Invoices and Payment Entries (those
+	allocated to the order or to its invoices)."""
+	delivery_notes = linked_names(DELIVERY_NOTE, "against_sales_order", sales_order_name, 1)
+	sales_invoices = linked_names(SALES_INVOICE, "sales_order", sales_order_name, 1)
+	payment_entries = frappe.get_all(
+		"Payment Entry Reference",
+		filters={
+			"reference_doctype": ["in", ["Sales Order", SALES_INVOICE]],
+			"reference_name": ["in", [sales_order_name, *sales_invoices]],
+			"parenttype": PAYMENT_ENTRY,
+			"docstatus": 1,
+		},
+		pluck="parent",
+	)
+	return {
+		"delivery_notes": sorted(delivery_notes),
+		"sales_invoices": sorted(sales_invoices),
+		"payment_entries": sorted(set(payment_entries)),
+	}
 
 
 def run_totals(run: Document) -> dict:
@@ -154,11 +206,15 @@ def raise_step_failure(step: str, exc: Exception):
 def record_failure(
 	run: Document, step: Document | None, exc: Exception, settings: Document, retry: bool = True
 ) -> None:
-	"""Record a failed step (or, with `step` None, a run refused before its first step)."""
+	"""Record a failed step (or, with `step` None, a run refused before its first step), classed first
+	(errors.classify): a transient error is retried with backoff until the attempts run out; a
+	configuration, validation or permission error fails the run at once, saying what to fix."""
+	error_class = errors.classify(exc)
 	message = error_message(exc)
 	if step:
 		step.status = FAILED
 		step.message = message
+		step.error_class = error_class
 		step.traceback = frappe.get_traceback(with_context=False)
 		step.finished_at = now_datetime()
 	run.error = f"{step.step}: {message}" if step else message
@@ -166,6 +222,10 @@ def record_failure(
 	frappe.local.message_log = []
 	if not retry:
 		end_run(run, FAILED)
+	elif not errors.is_retried(error_class):
+		run.error = f"{run.error} {errors.what_to_fix(error_class)}"
+		end_run(run, FAILED)
+		notify_failure(run)
 	elif cint(run.attempts) < cint(settings.max_attempts):
 		backoff = cint(settings.retry_backoff_seconds) * 2 ** (cint(run.attempts) - 1)
 		run.status = QUEUED

@@ -42,6 +42,7 @@ from sales_automation.documents import (
 	undelivered_stock_rows,
 )
 from sales_automation.exceptions import StepFailedError, StockShortageError
+from sales_automation.notifications import notify_warning
 from sales_automation.progress import what_is_left
 from sales_automation.references import fill_reference
 
@@ -63,6 +64,7 @@ class Cycle:
 		self.may_have_drafts = not order_is_new
 		self.permissions_checked = permissions_checked
 		self.created: set[str] = set()  # the documents this execution made
+		self.warning: str | None = None  # a side effect of the step under way that could not be sent
 
 	def check_create(self, doctype: str):
 		"""The caller may create `doctype` (the API checks every step before it starts)."""
@@ -79,15 +81,20 @@ class Cycle:
 		handler = {DELIVERY_NOTE: self.deliver, SALES_INVOICE: self.invoice, PAYMENT_ENTRY: self.pay}[
 			step.step
 		]
+		self.warning = None
 		status, document, message = handler()
 		step.status = status
 		step.reference_doctype = document.doctype if document else None
 		step.reference_name = document.name if document else None
-		step.message = message
+		step.message = " ".join(part for part in (message, self.warning) if part) or None
+		step.warning = self.warning
+		step.error_class = None
 		step.traceback = None
 		step.finished_at = now_datetime()
 		if document:
 			self.run.set(frappe.scrub(document.doctype), document.name)
+		if self.warning:
+			notify_warning(self.run, step.step, self.warning)
 
 	# Delivery Note ---------------------------------------------------------------------------------
 
@@ -225,7 +232,8 @@ class Cycle:
 			sales_invoice, self.rule.submit_sales_invoice, message or None
 		)
 		if self.rule.email_invoice and document.docstatus == 1:
-			message = " ".join(part for part in (message, email_invoice(document)) if part)
+			emailed, self.warning = email_invoice(document)
+			message = " ".join(part for part in (message, emailed) if part)
 		return status, document, message
 
 	def unbilled_delivery_notes(self, sales_order_name: str) -> list[str]:

@@ -5,7 +5,7 @@ from frappe import _
 from frappe.utils import getdate
 
 from sales_automation import engine, gate, progress
-from sales_automation.constants import CANCELLED
+from sales_automation.constants import CANCELLED, FAILED, QUEUED
 
 # The step an order waits for, as the report names it
 STUCK_AT = {
@@ -62,6 +62,7 @@ def columns() -> list[dict]:
 			"width": 160,
 		},
 		{"label": _("Run Status"), "fieldname": "run_status", "fieldtype": "Data", "width": 130},
+		{"label": _("Error Class"), "fieldname": "error_class", "fieldtype": "Data", "width": 120},
 		{"label": _("Error"), "fieldname": "error", "fieldtype": "Data", "width": 300},
 		{
 			"label": _("Currency"),
@@ -139,6 +140,7 @@ def rows(filters) -> list[dict]:
 				"rule": rule.name if run is None else run.rule,
 				"run": run.name if run else None,
 				"run_status": run.status if run else "No Run",
+				"error_class": error_class_of(run),
 				"error": run.error if run else None,
 				"currency": sales_order.currency,
 			}
@@ -148,14 +150,40 @@ def rows(filters) -> list[dict]:
 
 def latest_runs(sales_order_names: list[str]) -> dict:
 	runs = {}
+	if not sales_order_names:
+		return runs
 	for run in frappe.get_all(
 		"Sales Automation Run",
-		filters={"sales_order": ["in", sales_order_names or [""]], "status": ["!=", CANCELLED]},
+		filters={"sales_order": ["in", sales_order_names], "status": ["!=", CANCELLED]},
 		fields=["name", "sales_order", "status", "rule", "rule_snapshot", "error", "creation"],
 		order_by="creation desc",
 	):
 		runs.setdefault(run.sales_order, run)
+	if not runs:
+		return runs
+	# an empty "in" list would become ifnull(parent, '') in (''), a scan of every step
+	failed_steps = frappe.get_all(
+		"Sales Automation Run Step",
+		filters={
+			"parent": ["in", [run.name for run in runs.values()]],
+			"parenttype": "Sales Automation Run",
+			"status": FAILED,
+		},
+		fields=["parent", "error_class"],
+	)
+	error_classes = {step.parent: step.error_class for step in failed_steps}
+	for run in runs.values():
+		run.error_class = error_classes.get(run.name)
 	return runs
+
+
+def error_class_of(run) -> str | None:
+	"""How the run's last error was classed (errors.classify), and what became of it: retried or not."""
+	if not run or not run.error_class:
+		return None
+	if run.status == QUEUED:
+		return _("{0} (retrying)").format(_(run.error_class))
+	return _(run.error_class)
 
 
 def first_step_not_done(sales_order, rule) -> str | None:

@@ -1,0 +1,127 @@
+"""Errors are classed before they are retried: a lock wait timeout is transient and retried until the
+step completes; a configuration gap fails the run at once, saying what to fix, with no retry."""
+
+import frappe
+from frappe.utils import add_to_date, now_datetime
+
+from sales_automation import engine, errors
+from sales_automation.tests import factories
+from sales_automation.tests.base import AutomationTestCase
+from sales_automation.tests.test_concurrency import second_connection, series_key
+
+
+class TestErrorsAreClassedBeforeRetry(AutomationTestCase):
+	def tearDown(self):
+		frappe.set_user("Administrator")
+		frappe.db.rollback()
+
+	def background_order(self, **rule_fields):
+		customer = factories.make_customer()
+		factories.make_rule(customer, execution_mode="Background", **rule_fields)
+		item_code = factories.make_item(stock_qty=5)
+		sales_order = factories.make_sales_order(
+			[{"item_code": item_code, "qty": 1, "rate": 20}], customer=customer
+		)
+		return sales_order, factories.run_of(sales_order.name)
+
+	def test_a_step_failing_for_a_configuration_gap_fails_the_run_at_once_without_retry(self):
+		mode = factories.make_mode_of_payment("_SA Lost Account", self.env.cash_account)
+		customer = factories.make_customer()
+		factories.make_rule(customer, execution_mode="Background", mode_of_payment=mode)
+		frappe.db.delete("Mode of Payment Account", {"parent": mode})  # the account goes missing later
+		sales_order = factories.make_sales_order(
+			[{"item_code": factories.make_item(stock_qty=5), "qty": 1, "rate": 20}], customer=customer
+		)
+		run = factories.run_of(sales_order.name)
+		engine.process_run(run.name, drain_seconds=0)
+
+		run.reload()
+		self.assertEqual(run.status, "Failed")
+		self.assertEqual(run.attempts, 1)
+		self.assertFalse(run.next_retry_at)
+		payment_step = next(row for row in run.steps if row.step == "Payment Entry")
+		self.assertEqual(payment_step.status, "Failed")
+		self.assertIn(payment_step.error_class, (errors.CONFIGURATION, errors.VALIDATION))
+		self.assertIn("resume the run", run.error)
+		docs = factories.documents_of(sales_order.name)
+		self.assertEqual((len(docs["Delivery Note"]), len(docs["Sales Invoice"])), (1, 1))
+		self.assertEqual(docs["Payment Entry"], [])
+		self.assertTrue(
+			frappe.db.exists(
+				"Notification Log", {"document_type": "Sales Automation Run", "document_name": run.name}
+			)
+		)
+
+		# the stuck-orders report says which class of error holds the order
+		from sales_automation.sales_automation.report.orders_stuck_between_steps import (
+			orders_stuck_between_steps as report,
+		)
+
+		frappe.db.set_single_value("Sales Automation Settings", "stuck_after_minutes", 0)
+		try:
+			rows = [row for row in report.rows(frappe._dict()) if row["sales_order"] == sales_order.name]
+		finally:
+			frappe.db.rollback()
+		self.assertEqual(rows[0]["error_class"], payment_step.error_class)
+
+	def test_a_step_meeting_a_lock_wait_timeout_is_retried_and_completes(self):
+		sales_order, run = self.background_order()
+		frappe.db.commit()
+		invoice_series = series_key("Sales Invoice")
+		holder = second_connection()  # another session keeps the invoice's naming row
+		holder.cursor().execute("select current from `tabSeries` where name = %s for update", invoice_series)
+		frappe.db.sql("set session innodb_lock_wait_timeout = 1")
+		try:
+			engine.process_run(run.name, drain_seconds=0)
+		finally:
+			frappe.db.sql("set session innodb_lock_wait_timeout = 50")
+			holder.rollback()
+			holder.close()
+
+		run.reload()
+		self.assertEqual(run.status, "Queued")  # to be retried with backoff
+		self.assertTrue(run.next_retry_at)
+		invoice_step = next(row for row in run.steps if row.step == "Sales Invoice")
+		self.assertEqual((invoice_step.status, invoice_step.error_class), ("Failed", errors.TRANSIENT))
+
+		frappe.db.set_value(
+			"Sales Automation Run", run.name, "next_retry_at", add_to_date(now_datetime(), seconds=-1)
+		)
+		engine.process_run(run.name, drain_seconds=0)
+		run.reload()
+		self.assertEqual(run.status, "Completed")
+		self.assertEqual(run.attempts, 2)
+		docs = factories.documents_of(sales_order.name)
+		self.assertEqual({doctype: len(names) for doctype, names in docs.items()}, dict.fromkeys(docs, 1))
+
+
+class TestADeadlockRollsTheAttemptBackWhole(AutomationTestCase):
+	def test_resume_meeting_a_deadlock_answers_busy_and_leaves_the_run_as_it_was(self):
+		"""MariaDB answers a deadlock by rolling the whole transaction back, the step's savepoint with
+		it: the step's failure cannot be rolled back to the savepoint nor recorded, and the caller gets
+		the passing error (DatabaseBusyError, 503) instead of "SAVEPOINT does not exist" (500)."""
+		from unittest.mock import patch
+
+		from sales_automation.exceptions import DatabaseBusyError
+		from sales_automation.steps import Cycle
+
+		customer = factories.make_customer()
+		factories.make_rule(customer, execution_mode="Background")
+		sales_order = factories.make_sales_order(
+			[{"item_code": factories.make_item(stock_qty=5), "qty": 1, "rate": 20}], customer=customer
+		)
+		run = factories.run_of(sales_order.name)
+		frappe.db.commit()  # the run as a worker would find it
+
+		def deadlocked(cycle):
+			frappe.db.sql("rollback")  # what MariaDB does to the victim of a deadlock
+			raise frappe.QueryDeadlockError("Deadlock found when trying to get lock")
+
+		with patch.object(Cycle, "deliver", deadlocked), self.assertRaises(DatabaseBusyError):
+			engine.resume(frappe.get_doc("Sales Automation Run", run.name))
+
+		frappe.db.rollback()
+		self.assertEqual(frappe.db.get_value("Sales Automation Run", run.name, "status"), "Queued")
+		self.assertEqual(factories.documents_of(sales_order.name)["Delivery Note"], [])
+		engine.resume(frappe.get_doc("Sales Automation Run", run.name))  # the next attempt completes
+		self.assertEqual(frappe.db.get_value("Sales Automation Run", run.name, "status"), "Completed")
