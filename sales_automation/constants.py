@@ -37,6 +37,7 @@ STEPS = (DELIVERY_NOTE, SALES_INVOICE, PAYMENT_ENTRY)
 # Sales Automation Run.trigger: what started a run (Retry and Manual besides)
 SUBMIT = "Submit"
 API = "API"
+STEP = "Step"  # a step endpoint (deliver, invoice, pay); API is the one call
 BULK = "Bulk"
 
 # Sales Automation Rule options

@@ -1,13 +1,13 @@
 """What the endpoints answer: the cycle's result, a dry run's preview, a step's document, and errors
 as the documented `error` object (never a server traceback for an answer the app gives on purpose)."""
 
-import functools
 from urllib.parse import quote
 
 import frappe
 
 from sales_automation import engine
 from sales_automation.constants import ACTIVE_STATUSES, DONE_STEP_STATUSES, FAILED
+from sales_automation.exceptions import InvalidRequestError, SalesAutomationError
 from sales_automation.run_log import order_for_totals, run_totals
 
 
@@ -27,10 +27,13 @@ def answer(outcome) -> dict:
 	return cycle_answer(outcome.run, outcome.left_open)
 
 
-def cycle_answer(run, left_open: list[dict]) -> dict:
-	"""The one call's answer: the run's documents, and the order's totals as the run recorded them when
-	it ended (end_run, in the same transaction for the one call) or, while it is under way, as they
-	stand."""
+def cycle_answer(run, left_open: list[dict], totals: dict | None = None) -> dict:
+	"""The one call's answer: the run's documents, and the order's totals (`totals`, else as the run
+	recorded them when it ended: end_run, in the same transaction for the one call; a run that has not
+	ended recorded none, so the order's as they stand)."""
+	if totals is None:
+		ended = run.status not in ACTIVE_STATUSES
+		totals = run_totals(run) if ended else live_totals(run)
 	return {
 		"status": run.status,
 		"sales_order": run.sales_order,
@@ -40,11 +43,18 @@ def cycle_answer(run, left_open: list[dict]) -> dict:
 		"run": run.name,
 		"rule": run.rule,
 		"match_reason": run.match_reason,
-		"totals": run_totals(run) if run.currency else engine.order_totals(order_for_totals(run.sales_order)),
+		"totals": totals,
 		# what a Partially Completed run leaves, and why: [{"what": delivery|billing|payment, "why"}]
 		"left_open": left_open,
 		"replayed": False,
 	}
+
+
+def live_totals(run) -> dict:
+	"""The order's totals as they stand now; as the run recorded them when the order is gone (deleted
+	while its runs are kept)."""
+	order = order_for_totals(run.sales_order)
+	return engine.order_totals(order) if order else run_totals(run)
 
 
 def accepted(run) -> dict:
@@ -62,7 +72,9 @@ def accepted(run) -> dict:
 
 def run_answer(run) -> dict:
 	"""A run as get_run shows it: the one call's answer, with the step under way and every step's
-	status; a Failed run's error as the `error` object of a refused call."""
+	status; a Failed run's error as the `error` object of a refused call. Its totals are the order's as
+	they stand now, whatever the run's status (a run waiting for a retry has recorded none, and an
+	ended run's may have moved on since)."""
 	left_open = [
 		dict(zip(("what", "why"), line.split(": ", 1), strict=False))
 		for line in (run.left_open or "").splitlines()
@@ -71,7 +83,7 @@ def run_answer(run) -> dict:
 	under_way = next((row for row in run.steps if row.status not in DONE_STEP_STATUSES), None)
 	failed = next((row for row in run.steps if row.status == FAILED), None)
 	return {
-		**cycle_answer(run, left_open),
+		**cycle_answer(run, left_open, live_totals(run)),
 		"step": frappe.scrub(under_way.step) if under_way and run.status in ACTIVE_STATUSES else None,
 		"steps": [
 			{
@@ -79,15 +91,20 @@ def run_answer(run) -> dict:
 				"status": row.status,
 				"document": row.reference_name,
 				"message": row.message,
+				# a side effect that could not be done (an e-mail), the documents standing
+				"warning": row.get("warning"),
 			}
 			for row in run.steps
 		],
 		"attempts": run.attempts,
 		"next_retry_at": run.next_retry_at,
+		"order_completed": bool(run.get("order_completed")),
 		"error": {
 			"type": "StepFailedError" if failed else "InvalidStateError",
 			"message": run.error,
 			"step": frappe.scrub(failed.step) if failed else None,
+			# errors.classify: Transient, Stock Shortage, Configuration, Validation, Permission, ...
+			"error_class": failed.get("error_class") if failed else None,
 		}
 		if run.status == FAILED
 		else None,
@@ -198,38 +215,42 @@ def describe(document) -> dict:
 	return description
 
 
-def answers_errors(endpoint):
-	"""Every refusal of an endpoint as the documented `error` object, those raised while its arguments
-	are read (before `handle`) included."""
-
-	@functools.wraps(endpoint)
-	def answering(*args, **kwargs):
-		try:
-			return endpoint(*args, **kwargs)
-		except Exception as exc:
-			if "error" in frappe.local.response:  # handle() gave it already
-				raise
-			raise as_api_error(exc)  # the same exception, answered
-
-	return answering
-
-
 def as_api_error(exc: Exception) -> Exception:
-	"""Give the caller a JSON error naming the step, the message and the field where known."""
+	"""Give the caller a JSON error naming the step, the message and the field where known.
+
+	`type` is the app's own class of the refusal (docs/openapi.yaml, Error), `cause` the class of what
+	raised it underneath (ERPNext's or Frappe's). A validation error of ERPNext or Frappe (417) is a
+	422: the request cannot be done as sent; a permission error is a 403 wherever it was raised."""
 	cause = getattr(exc, "cause", None) or exc
+	if isinstance(cause, frappe.PermissionError):
+		answered = cause
+	else:
+		answered = exc
+	error_type = type_of(answered)
 	error = {
-		"type": cause.__class__.__name__,
+		"type": error_type,
 		"message": engine.error_message(exc),
 		"step": getattr(exc, "step", None),
 		"field": getattr(exc, "field", None) or mandatory_field(cause),
+		"cause": cause.__class__.__name__ if cause.__class__.__name__ != error_type else None,
 	}
 	frappe.local.response["error"] = error
-	if getattr(cause if isinstance(cause, frappe.PermissionError) else exc, "http_status_code", 500) < 500:
+	if getattr(answered, "http_status_code", 500) == 417:
+		answered.http_status_code = 422  # the instance's: Frappe answers with it
+	if getattr(answered, "http_status_code", 500) < 500:
 		# an answer, not a crash: no traceback of the server's code paths in it
 		frappe.local.flags.disable_traceback = True
-	if isinstance(cause, frappe.PermissionError):
-		return cause
-	return exc
+	return answered
+
+
+def type_of(exc: Exception) -> str:
+	"""The app's class of a refusal: its own exceptions by name, Frappe's permission and not-found
+	errors as they are, any other validation error of ERPNext or Frappe as InvalidRequestError."""
+	if isinstance(exc, SalesAutomationError | frappe.PermissionError | frappe.DoesNotExistError):
+		return exc.__class__.__name__
+	if isinstance(exc, frappe.ValidationError):
+		return InvalidRequestError.__name__
+	return exc.__class__.__name__
 
 
 def mandatory_field(exc: Exception) -> str | None:

@@ -1,5 +1,6 @@
-"""Outbound events: a standard Frappe Webhook on Sales Automation Run, set up as docs/events.md says,
-tells a receiver once each time a run ends, with the run's order, documents, totals and error."""
+"""Outbound events: standard Frappe Webhooks on Sales Automation Run, set up as docs/events.md says.
+One tells a receiver once each time a run ends, with the run's order, documents, totals and error; the
+other tells it once per order that the order is delivered, billed and paid, whichever path did it."""
 
 import json
 import re
@@ -12,16 +13,45 @@ import frappe
 from frappe.utils import add_to_date, now_datetime
 
 from sales_automation import engine
+from sales_automation.api import deliver, get_run, invoice, pay
 from sales_automation.tests import factories
 from sales_automation.tests.base import AutomationTestCase
 
-END_CONDITION = 'doc.status in ("Completed", "Partially Completed", "Failed", "Cancelled")'
+RUN_ENDED = "a run ended"
+ORDER_COMPLETED = "the order is completed"
 
 
-def documented_request_body() -> str:
-	"""The JSON Request Body template of docs/events.md, so the page and the test cannot drift apart."""
-	page = Path(frappe.get_app_path("sales_automation")).parent / "docs" / "events.md"
-	return re.search(r"```jinja\n(.*?)```", page.read_text(), re.DOTALL).group(1)
+def documented_webhook(event: str) -> dict:
+	"""The Webhook docs/events.md sets up for `event` (its "## Event: ..." heading): doc event,
+	condition and JSON Request Body, so the page and the tests cannot drift apart."""
+	page = (Path(frappe.get_app_path("sales_automation")).parent / "docs" / "events.md").read_text()
+	section = page.split(f"\n## Event: {event}\n", 1)[1].split("\n## ", 1)[0]
+
+	def field(label: str) -> str:
+		return re.search(rf"^\| {label} \| `(.+)` \|$", section, re.MULTILINE).group(1)
+
+	return {
+		"webhook_docevent": field("Doc Event"),
+		"condition": field("Conditions"),
+		"webhook_json": re.search(r"```jinja\n(.*?)```", section, re.DOTALL).group(1),
+	}
+
+
+def register_webhook(event: str, url: str):
+	"""A Webhook on Sales Automation Run exactly as docs/events.md sets it up for `event`, to `url`."""
+	return frappe.get_doc(
+		{
+			"doctype": "Webhook",
+			"name": f"_SA {event} {frappe.generate_hash(length=6)}",
+			"webhook_doctype": "Sales Automation Run",
+			**documented_webhook(event),
+			"request_url": url,
+			"request_method": "POST",
+			"request_structure": "JSON",
+			"webhook_headers": [{"key": "Content-Type", "value": "application/json"}],
+			"enabled": 1,
+		}
+	).insert()
 
 
 class Receiver:
@@ -53,36 +83,39 @@ class Receiver:
 	def of(self, run_name: str) -> list[dict]:
 		return [delivery for delivery in self.deliveries if delivery["run"] == run_name]
 
+	def of_order(self, sales_order_name: str) -> list[dict]:
+		return [delivery for delivery in self.deliveries if delivery["sales_order"] == sales_order_name]
+
 	def wait_for(self, run_name: str, timeout: float = 60) -> list[dict]:
 		"""The run's deliveries once there is one (Frappe sends them from a background job), or none
 		after `timeout` seconds."""
+		return self.wait_until(lambda: self.of(run_name), timeout)
+
+	def wait_for_order(self, sales_order_name: str, count: int = 1, timeout: float = 60) -> list[dict]:
+		"""The order's deliveries once there are `count`, or those there are after `timeout` seconds."""
+		return self.wait_until(lambda: self.of_order(sales_order_name), timeout, count)
+
+	def wait_until(self, deliveries, timeout: float, count: int = 1) -> list[dict]:
 		deadline = time.monotonic() + timeout
-		while not self.of(run_name) and time.monotonic() < deadline:
+		while len(deliveries()) < count and time.monotonic() < deadline:
 			time.sleep(0.2)
-		return self.of(run_name)
+		return deliveries()
+
+
+def subscribe(test_class):
+	"""Both Webhooks of docs/events.md, each to a receiver of its own, on the test class."""
+	test_class.receiver = Receiver()
+	test_class.completed = Receiver()
+	test_class.webhook = register_webhook(RUN_ENDED, test_class.receiver.url)
+	test_class.completed_webhook = register_webhook(ORDER_COMPLETED, test_class.completed.url)
 
 
 class TestRunEvents(AutomationTestCase):
 	@classmethod
 	def setUpClass(cls):
 		super().setUpClass()
-		cls.receiver = Receiver()
-		cls.webhook = frappe.get_doc(
-			{
-				"doctype": "Webhook",
-				"name": f"_SA Run Ended {frappe.generate_hash(length=6)}",
-				"webhook_doctype": "Sales Automation Run",
-				"webhook_docevent": "on_update",
-				"condition": END_CONDITION,
-				"request_url": cls.receiver.url,
-				"request_method": "POST",
-				"request_structure": "JSON",
-				"webhook_json": documented_request_body(),
-				"webhook_headers": [{"key": "Content-Type", "value": "application/json"}],
-				"enabled": 1,
-			}
-		).insert()
-		frappe.db.commit()  # the worker process must see the Webhook
+		subscribe(cls)
+		frappe.db.commit()  # the worker process must see the Webhooks
 		frappe.cache.delete_value("webhooks")
 
 	@classmethod
@@ -90,10 +123,12 @@ class TestRunEvents(AutomationTestCase):
 		frappe.set_user("Administrator")
 		frappe.db.rollback()
 		frappe.delete_doc("Webhook", cls.webhook.name, force=True)
+		frappe.delete_doc("Webhook", cls.completed_webhook.name, force=True)
 		frappe.db.set_single_value("Sales Automation Settings", "max_attempts", 3)
 		frappe.db.commit()  # no later test of the site posts to the stopped receiver
 		frappe.cache.delete_value("webhooks")
 		cls.receiver.stop()
+		cls.completed.stop()
 		super().tearDownClass()
 
 	def request_logs_of(self, run_name: str, timeout: float = 60) -> int:
@@ -162,6 +197,18 @@ class TestRunEvents(AutomationTestCase):
 		# Frappe's own record of each request, committed by the job that sent it
 		self.assertEqual(self.request_logs_of(run_name), 1)
 		self.assertEqual(len(self.receiver.of(run_name)), 1)
+		# the run delivered, billed and paid the order: it completed it, once
+		completed = self.completed.wait_for_order(sales_order.name)
+		self.assertEqual(len(completed), 1, completed)
+		self.assertEqual((completed[0]["run"], completed[0]["trigger"]), (run_name, "Submit"))
+		self.assertEqual(
+			completed[0]["documents"],
+			{
+				"delivery_notes": documents["Delivery Note"],
+				"sales_invoices": documents["Sales Invoice"],
+				"payment_entries": documents["Payment Entry"],
+			},
+		)
 
 	def test_a_background_run_that_fails_for_good_in_a_worker_is_delivered_with_its_error(self):
 		frappe.db.set_single_value("Sales Automation Settings", "max_attempts", 1)
@@ -228,3 +275,211 @@ class TestRunEvents(AutomationTestCase):
 			),
 			(0.0, 0.0, 40.0),
 		)
+
+	def test_step_endpoints_send_the_order_completed_event_once_when_paid_and_a_no_op_call_nothing(self):
+		item_code = factories.make_item(stock_qty=3)
+		sales_order = factories.make_sales_order(
+			[{"item_code": item_code, "qty": 3, "rate": 125}], customer=factories.make_customer()
+		)
+		frappe.db.commit()  # the endpoints roll back what they refuse
+		self.assertIsNone(factories.run_of(sales_order.name), "no rule: the submit started no run")
+
+		def call(endpoint, **arguments):
+			result = endpoint(**arguments)
+			frappe.db.commit()  # Frappe sends a test's Webhook requests at once, when it commits
+			return result
+
+		delivered = call(deliver, sales_order=sales_order.name)
+		invoiced = call(invoice, delivery_note=delivered["name"])
+		self.assertEqual(self.completed.of_order(sales_order.name), [], "delivered and billed, not paid")
+		paid = call(pay, sales_invoice=invoiced["name"], mode_of_payment=self.env.cash_mode)
+
+		step_runs = [delivered["run"], invoiced["run"], paid["run"]]
+		self.assertEqual(
+			[
+				(delivery["run"], delivery["status"], delivery["trigger"])
+				for delivery in self.receiver.deliveries
+				if delivery["sales_order"] == sales_order.name
+			],
+			[(run_name, "Completed", "Step") for run_name in step_runs],
+		)
+		completed = self.completed.of_order(sales_order.name)
+		self.assertEqual(len(completed), 1, completed)
+		self.assertEqual(
+			{key: completed[0][key] for key in ("event", "run", "trigger", "documents", "totals")},
+			{
+				"event": "order_completed",
+				"run": paid["run"],
+				"trigger": "Step",
+				"documents": {
+					"delivery_notes": [delivered["name"]],
+					"sales_invoices": [invoiced["name"]],
+					"payment_entries": [paid["name"]],
+				},
+				"totals": {
+					"currency": sales_order.currency,
+					"grand_total": 375.0,
+					"invoiced": 375.0,
+					"paid": 375.0,
+					"outstanding": 0.0,
+				},
+			},
+		)
+		self.assertEqual(
+			frappe.get_all(
+				"Sales Automation Run", {"sales_order": sales_order.name, "order_completed": 1}, pluck="name"
+			),
+			[paid["run"]],
+		)
+
+		sent = (len(self.receiver.deliveries), len(self.completed.deliveries))
+		again = call(deliver, sales_order=sales_order.name)
+		self.assertEqual((again["name"], again["created"], again["run"]), (delivered["name"], False, None))
+		self.assertEqual(
+			sorted(frappe.get_all("Sales Automation Run", {"sales_order": sales_order.name}, pluck="name")),
+			sorted(step_runs),
+			"a call that changes nothing records no run",
+		)
+		self.assertEqual((len(self.receiver.deliveries), len(self.completed.deliveries)), sent)
+		self.assertEqual(factories.documents_of(sales_order.name)["Delivery Note"], [delivered["name"]])
+
+	def test_a_cycle_undone_and_run_again_does_not_complete_its_order_a_second_time(self):
+		sales_order = factories.order_with_rule(1, 40, stock=2)  # Same Transaction: completed on submit
+		first_run = factories.run_of(sales_order.name).name
+		frappe.db.commit()
+		self.assertEqual([d["run"] for d in self.completed.of_order(sales_order.name)], [first_run])
+
+		engine.cancel_cycle(sales_order.name)
+		frappe.db.commit()  # its run ends again, Cancelled: a run ending, not an order completed
+		self.assertEqual([d["status"] for d in self.receiver.of(first_run)], ["Completed", "Cancelled"])
+		rerun = engine.start_for_order(frappe.get_doc("Sales Order", sales_order.name), trigger="Manual")
+		frappe.db.commit()
+
+		self.assertEqual(frappe.db.get_value("Sales Automation Run", rerun.name, "status"), "Completed")
+		self.assertEqual(frappe.db.get_value("Sales Automation Run", rerun.name, "order_completed"), 0)
+		self.assertEqual([d["run"] for d in self.completed.of_order(sales_order.name)], [first_run])
+
+	def test_get_run_of_a_run_waiting_for_a_retry_shows_the_order_real_totals(self):
+		sales_order = factories.order_with_rule(1, 375000, stock=0, execution_mode="Background")
+		run_name = factories.run_of(sales_order.name).name
+		engine.process_run(run_name, drain_seconds=0)  # its delivery fails: queued for a retry
+		self.assertEqual(frappe.db.get_value("Sales Automation Run", run_name, "status"), "Queued")
+
+		shown = get_run(run=run_name)
+
+		self.assertEqual(shown["status"], "Queued")
+		self.assertEqual(
+			shown["totals"],
+			{"currency": sales_order.currency, "grand_total": 375000.0, "paid": 0.0, "outstanding": 375000.0},
+		)
+		self.assertEqual(self.completed.of_order(sales_order.name), [])
+
+
+API = "/api/method/sales_automation.api"
+
+
+class TestOrderCompletedOverHTTP(AutomationTestCase):
+	"""The endpoints over real HTTP: the server queues Frappe's Webhook jobs after its commits, and a
+	worker of the bench sends them, as in production."""
+
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
+		subscribe(cls)
+		cls.customer = factories.make_customer()
+		cls.item_code = factories.make_item(stock_qty=10)
+		cls.server, cls.http = factories.serve_site(cls, "_sa_events_http@example.com")  # commits
+		frappe.cache.delete_value("webhooks")
+
+	@classmethod
+	def tearDownClass(cls):
+		frappe.db.rollback()
+		frappe.delete_doc("Webhook", cls.webhook.name, force=True)
+		frappe.delete_doc("Webhook", cls.completed_webhook.name, force=True)
+		frappe.db.commit()
+		frappe.cache.delete_value("webhooks")
+		cls.receiver.stop()
+		cls.completed.stop()
+		super().tearDownClass()
+
+	def post(self, method: str, body: dict) -> dict:
+		response = self.http.post(f"{self.server.url}{API}.{method}", json=body, timeout=120)
+		self.assertEqual(response.status_code, 200, response.text)
+		return response.json()["message"]
+
+	def test_each_order_is_completed_once_by_step_endpoints_or_by_the_one_call_and_a_no_op_tells_nothing(
+		self,
+	):
+		by_steps = factories.make_sales_order(
+			[{"item_code": self.item_code, "qty": 2, "rate": 60}], customer=self.customer
+		)
+		frappe.db.commit()
+		cash = self.env.cash_mode
+
+		delivered = self.post("deliver", {"sales_order": by_steps.name})
+		invoiced = self.post("invoice", {"delivery_note": delivered["name"]})
+		paid = self.post("pay", {"sales_invoice": invoiced["name"], "mode_of_payment": cash})
+		again = self.post("deliver", {"sales_order": by_steps.name})
+		one_call = self.post(
+			"run_sales_cycle",
+			{
+				"order": factories.order_payload(self.customer, self.item_code, qty=1, rate=80),
+				"payment": {"mode_of_payment": cash},
+			},
+		)
+		worker = factories.work_off_queue()
+		self.assertEqual(worker.returncode, 0, worker.stderr[-2000:])
+
+		self.assertEqual((again["created"], again["run"], again["name"]), (False, None, delivered["name"]))
+		step_runs = {delivered["run"], invoiced["run"], paid["run"]}
+		ended = self.receiver.wait_for_order(by_steps.name, count=3)
+		self.assertEqual(
+			{(d["run"], d["trigger"], d["status"]) for d in ended},
+			{(run_name, "Step", "Completed") for run_name in step_runs},
+		)
+		frappe.db.rollback()  # see what the server committed
+		self.assertEqual(
+			set(frappe.get_all("Sales Automation Run", {"sales_order": by_steps.name}, pluck="name")),
+			step_runs,
+			"the no-op deliver recorded no run",
+		)
+		for sales_order_name, completing_run, grand_total in (
+			(by_steps.name, paid["run"], 120.0),
+			(one_call["sales_order"], one_call["run"], 80.0),
+		):
+			completed = self.completed.wait_for_order(sales_order_name)
+			documents = factories.documents_of(sales_order_name)
+			self.assertEqual(len(completed), 1, completed)
+			self.assertEqual(completed[0]["run"], completing_run)
+			self.assertEqual(
+				completed[0]["documents"],
+				{
+					"delivery_notes": documents["Delivery Note"],
+					"sales_invoices": documents["Sales Invoice"],
+					"payment_entries": documents["Payment Entry"],
+				},
+			)
+			self.assertEqual(
+				(completed[0]["totals"]["grand_total"], completed[0]["totals"]["outstanding"]),
+				(grand_total, 0.0),
+			)
+			self.assertEqual(
+				frappe.db.count(
+					"Webhook Request Log",
+					{"webhook": self.completed_webhook.name, "reference_document": completing_run},
+				),
+				1,
+			)
+		self.assertEqual([d["trigger"] for d in self.receiver.of(one_call["run"])], ["API"])
+
+	def test_get_run_over_http_of_a_run_queued_for_a_retry_shows_the_order_grand_total(self):
+		sales_order = factories.order_with_rule(1, 375000, stock=0, execution_mode="Background")
+		run_name = factories.run_of(sales_order.name).name
+		engine.process_run(run_name, drain_seconds=0)  # its delivery fails: queued for a retry, committed
+
+		response = self.http.get(f"{self.server.url}{API}.get_run", params={"run": run_name}, timeout=60)
+
+		self.assertEqual(response.status_code, 200, response.text)
+		shown = response.json()["message"]
+		self.assertEqual(shown["status"], "Queued")
+		self.assertEqual((shown["totals"]["grand_total"], shown["totals"]["outstanding"]), (375000, 375000))
