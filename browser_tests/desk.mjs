@@ -6,6 +6,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
+import schedulerScenarios from "./scheduler.mjs";
 
 const env = (name, fallback) => {
 	const value = process.env[name] ?? fallback;
@@ -243,6 +244,8 @@ const scenarios = {
 			summary: (await summary.innerText()).trim(),
 		};
 	},
+
+	...schedulerScenarios({ URL, ARGS, SHOTS, TIMEOUT, openForm, settle }),
 };
 
 async function main() {

@@ -12,6 +12,8 @@ required_apps = ["frappe/erpnext"]
 export_python_type_annotations = True
 
 after_install = "sales_automation.setup.install.after_install"
+# the app's Scheduled Job Types due, whatever the site's time zone was when they were made (issue 26)
+after_migrate = "sales_automation.setup.install.after_migrate"
 before_tests = "sales_automation.tests.before_tests"
 
 # the statuses, their colours and the managing roles, for the desk's scripts (frappe.boot.sales_automation)
@@ -29,6 +31,8 @@ doc_events = {
 		"on_submit": "sales_automation.overrides.sales_order.on_submit",
 		"on_cancel": "sales_automation.overrides.sales_order.on_cancel",
 	},
+	# a new time zone can put the scheduled jobs' last runs in the future
+	"System Settings": {"on_update": "sales_automation.overrides.system_settings.on_update"},
 }
 
 scheduler_events = {

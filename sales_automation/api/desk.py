@@ -3,19 +3,20 @@
 import frappe
 from frappe import _
 
-from sales_automation import engine, gate, locks
+from sales_automation import engine, gate, health, locks
 from sales_automation.constants import FAILED, FINAL_STATUSES
 from sales_automation.exceptions import InvalidRequestError, InvalidStateError
 
 
 @frappe.whitelist()
 def order_automation(sales_order: str) -> dict:
-	"""The order's newest run, the documents its runs made and what the form may offer."""
+	"""The order's newest run, the documents its runs made and what the form may offer; whether the run's
+	retry is overdue and whether the scheduler retries runs at all (`scheduler`, health.scheduler_health)."""
 	frappe.has_permission("Sales Order", "read", sales_order, throw=True)
 	run = frappe.db.get_value(
 		"Sales Automation Run",
 		{"sales_order": sales_order},
-		["name", "status", "trigger", "rule", "error", "modified"],
+		["name", "status", "trigger", "rule", "error", "modified", "next_retry_at"],
 		order_by="creation desc",
 		as_dict=True,
 	)
@@ -25,6 +26,7 @@ def order_automation(sales_order: str) -> dict:
 			{"parent": run.name, "parenttype": "Sales Automation Run", "status": FAILED},
 			"step",
 		)
+		run.retry_overdue = health.is_retry_overdue(run.status, run.next_retry_at)
 	# in the cycle's order (Delivery Note, Sales Invoice, Payment Entry), oldest first
 	documents = [
 		{"doctype": doctype, "name": name, "docstatus": docstatus}
@@ -47,6 +49,8 @@ def order_automation(sales_order: str) -> dict:
 		"run_blocker": run_blocker,
 		"can_cancel": any(document["docstatus"] == 1 for document in documents)
 		and bool(frappe.has_permission("Sales Order", "write", sales_order)),
+		# not scheduler_health(): whoever reads the order is told, whether or not they may read runs
+		"scheduler": health.scheduler_state(),
 	}
 
 

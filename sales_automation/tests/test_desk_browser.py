@@ -33,6 +33,7 @@ from sales_automation.tests.factories import (
 )
 from sales_automation.tests.setups import ensure_currency_exchange, make_foreign_customer, selling_price_list
 from sales_automation.tests.test_concurrency import second_connection
+from sales_automation.tests.test_scheduler_desk import queued_order
 from sales_automation.tests.test_simulator import saved_everything
 
 REPO = Path(__file__).resolve().parents[2]
@@ -352,6 +353,36 @@ class TestDeskInBrowser(IntegrationTestCase):
 		self.assertEqual(
 			documents_of(big.name), {"Delivery Note": [], "Sales Invoice": [], "Payment Entry": []}
 		)
+
+	def test_an_overdue_retry_with_the_scheduler_disabled_is_told_on_the_order_and_the_workspace(self):
+		self.addCleanup(restore_scheduler, frappe.db.get_single_value("System Settings", "enable_scheduler"))
+		frappe.db.set_single_value("System Settings", "enable_scheduler", 0)
+		sales_order, run_name, _next_retry_at = queued_order(retry_minutes_ago=15, stock_qty=5)
+
+		answer = self.browse("overdue_retry", sales_order=sales_order.name)
+
+		bar = answer["order_bar"]
+		self.assertEqual((bar["status"], bar["red"]), ("Queued", True))
+		self.assertRegex(bar["text"], r"^Retry overdue since \d")
+		self.assertIn("The scheduler is disabled", bar["text"])
+		self.assertIn(f"bench --site {frappe.local.site} enable-scheduler", bar["text"])
+		self.assertTrue(bar["text"].endswith("or press Retry now"), bar["text"])
+		self.assertEqual(answer["workspace"]["warning"], "scheduler")
+		self.assertIn("The scheduler is disabled", answer["workspace"]["text"])
+		self.assertRegex(answer["workspace"]["text"], r"queued runs? (is|are) overdue for (its|their) retry")
+		self.assertTrue(answer["workspace"]["quiet_when_well"])
+		# the bar's Retry now ran it at once
+		self.assertEqual(frappe.db.get_value("Sales Automation Run", run_name, "status"), "Completed")
+		documents = documents_of(sales_order.name)
+		self.assertEqual(
+			[len(documents[d]) for d in ("Delivery Note", "Sales Invoice", "Payment Entry")], [1, 1, 1]
+		)
+		self.assertEqual(answer["after_retry"], {"status": "Completed", "warning": ""})
+
+
+def restore_scheduler(enabled: int):
+	frappe.db.set_single_value("System Settings", "enable_scheduler", enabled)
+	frappe.db.commit()  # the browser's server read it
 
 
 def delete_rule(rule_name: str):

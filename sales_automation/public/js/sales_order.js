@@ -112,15 +112,58 @@ Object.assign(sales_automation.order, {
 					.join(", ")
 			);
 		}
-		$box.attr(
-			"class",
-			`sales-automation-status form-message ${
-				frappe.boot.sales_automation.status_colours[run && run.status] || "blue"
-			}`
-		)
+		const warning = this.safety_net_warning(state);
+		const colour = warning
+			? warning.colour
+			: frappe.boot.sales_automation.status_colours[run && run.status] || "blue";
+		$box.attr("class", `sales-automation-status form-message ${colour}`)
 			.attr("data-status", run ? run.status : "")
 			.attr("data-told-by", source || "")
-			.html(`<div>${parts.join(" · ")}</div>`);
+			.attr("data-warning", warning ? warning.kind : "")
+			.html(`${warning ? warning.html : ""}<div>${parts.join(" · ")}</div>`);
+		$box.off("click.sales_automation").on("click.sales_automation", ".sales-automation-retry-now", () => {
+			this.call("sales_automation.api.runs.resume_run", { run: run.name }).then(() => frm.reload_doc());
+		});
+	},
+
+	// A run waiting on the scheduler's retry job: its retry overdue (red), or the scheduler not running
+	// (orange), with what to do. Nothing for a run that no longer waits.
+	safety_net_warning(state) {
+		const names = frappe.boot.sales_automation;
+		const run = state.run;
+		const scheduler = state.scheduler || { ok: true };
+		if (!run || !names.active_statuses.includes(run.status)) return null;
+		if (!run.retry_overdue && scheduler.ok) return null;
+		const esc = frappe.utils.escape_html;
+		let head = "";
+		if (run.retry_overdue) {
+			head = __("Retry overdue since {0}.", [this.when(run.next_retry_at)]);
+		} else if (run.next_retry_at) {
+			head = __("Retry due at {0}.", [this.when(run.next_retry_at)]);
+		}
+		// the scheduler is fine and queued the run again, but nothing took the job
+		let what_to_do = esc(
+			scheduler.ok ? __("Are the background workers (bench worker) running?") : scheduler.reason
+		);
+		if (run.status === names.queued && frappe.user.has_role(names.manager_roles)) {
+			const button = `<button class="btn btn-xs btn-default sales-automation-retry-now">${esc(
+				__("Retry now")
+			)}</button>`;
+			what_to_do = __("{0} — or press {1}", [what_to_do, button]);
+		}
+		return {
+			kind: run.retry_overdue ? "retry-overdue" : "scheduler",
+			colour: run.retry_overdue ? "red" : "orange",
+			html: `<div class="sales-automation-warning"><b>${esc(head)}</b> ${what_to_do}</div>`,
+		};
+	},
+
+	// a server date and time as the user reads it: the time alone when it is today
+	when(value) {
+		if (!value) return "";
+		const [date, ...time] = frappe.datetime.str_to_user(value).split(" ");
+		const [today] = frappe.datetime.str_to_user(frappe.datetime.system_datetime()).split(" ");
+		return date === today ? time.join(" ") : [date, ...time].join(" ");
 	},
 
 	call(method, args) {

@@ -14,3 +14,8 @@ class SalesAutomationRequest(Document):
 		frappe.qb.from_(Request).delete().where(
 			Request.modified < (Now() - Interval(days=cint(days) or 30))
 		).run()
+
+
+def on_doctype_update():
+	# the list's sort; the clearing reads modified (indexed by Frappe) and a look-up goes by name
+	frappe.db.add_index("Sales Automation Request", ["creation"])

@@ -7,6 +7,7 @@ from frappe.utils import flt, fmt_money
 from frappe.utils.data import evaluate_filters, get_filter
 
 from sales_automation.exceptions import InvalidRuleError
+from sales_automation.notifications import warn_if_invoices_cannot_be_emailed
 from sales_automation.references import pattern_error
 
 # rule field -> Sales Order field. Every Link condition carries an "order_" prefix: Frappe fills a new
@@ -23,13 +24,26 @@ CONDITION_FIELDS = {
 	"order_payment_terms_template": "payment_terms_template",
 }
 
+# condition fields' names before the "order_" prefix, as older scripts still send them. Frappe keeps a key
+# that is not a field as an attribute of the document and saves nothing of it: dropped, the condition
+# would leave a rule that takes every order.
+RENAMED_FIELDS = {
+	"company": "order_company",
+	"customer": "order_customer",
+	"payment_terms_template": "order_payment_terms_template",
+}
+
 
 class SalesAutomationRule(Document):
+	def before_validate(self):
+		self.take_renamed_fields()
+
 	def validate(self):
 		self.validate_filters()
 		self.validate_totals()
 		self.validate_actions()
 		self.validate_mode_of_payment()
+		warn_if_invoices_cannot_be_emailed(self)
 
 	def refuse(self, fieldname: str, message: str):
 		label = _(self.meta.get_label(fieldname))
@@ -38,6 +52,22 @@ class SalesAutomationRule(Document):
 			exc=InvalidRuleError,
 			title=_("Invalid Sales Automation Rule"),
 		)
+
+	def take_renamed_fields(self):
+		"""A condition sent by its old name goes to its field; both names with different values are refused."""
+		for old_fieldname, fieldname in RENAMED_FIELDS.items():
+			value = self.get(old_fieldname)
+			if value in (None, ""):
+				continue
+			if self.get(fieldname) in (None, "", value):
+				self.set(fieldname, value)
+				continue
+			self.refuse(
+				fieldname,
+				_("is {0}, but {1} (its old name) says {2}: send {3} only").format(
+					self.get(fieldname), frappe.bold(old_fieldname), value, frappe.bold(fieldname)
+				),
+			)
 
 	def validate_filters(self):
 		if not (self.order_filters or "").strip():

@@ -3,10 +3,20 @@ import frappe
 from sales_automation.exceptions import InvalidRuleError
 from sales_automation.sales_automation.doctype.sales_automation_rule.sales_automation_rule import (
 	CONDITION_FIELDS,
+	RENAMED_FIELDS,
 )
 from sales_automation.setup.demo import ensure_api_user, leaf_record
 from sales_automation.tests.base import IntegrationTestCase
-from sales_automation.tests.factories import make_customer, make_mode_of_payment, make_rule, test_env
+from sales_automation.tests.factories import (
+	make_customer,
+	make_item,
+	make_mode_of_payment,
+	make_rule,
+	make_sales_order,
+	run_of,
+	serve_site,
+	test_env,
+)
 from sales_automation.tests.setups import ensure_half_and_half_terms
 
 INVALID_RULES = [
@@ -37,6 +47,14 @@ INVALID_RULES = [
 		"Submit Payment Entry",
 	),
 ]
+
+RULE_THAT_DELIVERS = {
+	"execution_mode": "Same Transaction",
+	"create_delivery_note": 1,
+	"submit_delivery_note": 1,
+	"create_sales_invoice": 0,
+	"create_payment_entry": 0,
+}
 
 
 class TestSalesAutomationRule(IntegrationTestCase):
@@ -99,3 +117,80 @@ class TestSalesAutomationRule(IntegrationTestCase):
 		self.assertIsNone(unmet)
 		self.assertEqual(rule.match(sales_order), reason)
 		self.assertIn("currency = USD", reason)
+
+	def test_conditions_sent_by_their_old_names_are_saved_in_their_fields(self):
+		env = test_env()
+		customer = make_customer()
+		terms = ensure_half_and_half_terms()
+		rule = delivery_rule(company=env.company, customer=customer, payment_terms_template=terms).insert()
+		rule.reload()
+		self.assertEqual(
+			(rule.order_company, rule.order_customer, rule.order_payment_terms_template),
+			(env.company, customer, terms),
+		)
+
+	def test_an_old_name_that_contradicts_its_field_is_refused_naming_the_field(self):
+		customer, other_customer = make_customer(), make_customer()
+		with self.assertRaises(InvalidRuleError) as caught:
+			delivery_rule(order_customer=customer, customer=other_customer).insert()
+		self.assertIn("Customer", str(caught.exception))
+		self.assertIn("order_customer", str(caught.exception))
+		self.assertFalse(frappe.db.exists("Sales Automation Rule", {"order_customer": customer}))
+		# the same value under both names is no contradiction
+		delivery_rule(order_customer=customer, customer=customer).insert()
+
+
+def delivery_rule(**fields):
+	"""A disabled rule that only delivers, with `fields` as a script would send them."""
+	return frappe.get_doc(
+		{
+			"doctype": "Sales Automation Rule",
+			**RULE_THAT_DELIVERS,
+			"rule_name": f"_SA Old Names {frappe.generate_hash(length=8)}",
+			"enabled": 0,
+			**fields,
+		}
+	)
+
+
+class TestOldConditionNamesOverREST(IntegrationTestCase):
+	@classmethod
+	def setUpClass(cls):
+		super().setUpClass()
+		cls.env = test_env()
+		cls.customer, cls.other_customer = make_customer(), make_customer()
+		cls.item_code = make_item(stock_qty=10)
+		cls.server, cls.http = serve_site(cls, "_sa_rule_rest@example.com")
+
+	def test_a_rule_posted_with_the_old_names_takes_no_order_of_another_customer(self):
+		old_names = {"customer": self.customer, "company": self.env.company}
+		self.assertEqual(set(old_names) - set(RENAMED_FIELDS), set())
+		response = self.http.post(
+			self.server.url + "/api/resource/Sales Automation Rule",
+			json={
+				**RULE_THAT_DELIVERS,
+				"rule_name": f"_SA Old Names {frappe.generate_hash(length=8)}",
+				"enabled": 1,
+				"priority": 10000,  # tried before every other rule of the test site
+				**old_names,
+			},
+			timeout=120,
+		)
+		self.assertEqual(response.status_code, 200, response.text)
+		rule_name = response.json()["data"]["name"]
+		frappe.db.rollback()  # a fresh snapshot: see what the server committed
+		self.addCleanup(frappe.db.commit)  # nosemgrep - the server's rule is committed; so is its removal
+		self.addCleanup(frappe.delete_doc, "Sales Automation Rule", rule_name, force=True)
+		self.assertEqual(
+			frappe.db.get_value("Sales Automation Rule", rule_name, ["order_customer", "order_company"]),
+			(self.customer, self.env.company),
+		)
+		sales_order = make_sales_order(
+			[{"item_code": self.item_code, "qty": 1, "rate": 10}], customer=self.other_customer
+		)
+		run = run_of(sales_order.name)
+		self.assertNotEqual(run and run.rule, rule_name)
+		rule = frappe.get_doc("Sales Automation Rule", rule_name)
+		self.assertIsNone(rule.match(sales_order))
+		sales_order.customer = self.customer
+		self.assertIsNotNone(rule.match(sales_order))

@@ -59,3 +59,8 @@ def on_doctype_update():
 	# the scheduler's and the drain's due-run queries, and every look-up of an order's runs
 	frappe.db.add_index("Sales Automation Run", ["status", "next_retry_at"])
 	frappe.db.add_index("Sales Automation Run", ["sales_order", "status"])
+	# creation has no index of its own: the run list's sort and the workspace chart's days (covering its
+	# status), the number cards' "status today", an order's newest run (the stuck-orders report)
+	frappe.db.add_index("Sales Automation Run", ["creation", "status"])
+	frappe.db.add_index("Sales Automation Run", ["status", "creation"])
+	frappe.db.add_index("Sales Automation Run", ["sales_order", "creation"])
