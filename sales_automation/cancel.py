@@ -56,6 +56,9 @@ def cancel_cycle(sales_order_name: str, cancel_order: bool = False) -> list[tupl
 	]
 	if cancel_order:
 		order.append(("Sales Order", sales_order_name))
+	for doctype, name in order:
+		# a 403 before anything is cancelled, rather than a refusal of the cycle found halfway
+		frappe.has_permission(doctype, "cancel", name, throw=True)
 	frappe.db.savepoint("sales_automation_cancel")
 	for doctype, name in order:
 		try:

@@ -49,9 +49,14 @@ def check_can_start(rule: str | None):
 			_("Sales automation is switched off in Sales Automation Settings"), exc=InvalidStateError
 		)
 	if rule and not frappe.db.get_value("Sales Automation Rule", rule, "enabled"):
-		frappe.throw(
-			_("Sales Automation Rule {0} does not exist or is disabled").format(rule), exc=InvalidRequestError
-		)
+		try:
+			frappe.throw(
+				_("Sales Automation Rule {0} does not exist or is disabled").format(rule),
+				exc=InvalidRequestError,
+			)
+		except InvalidRequestError as error:
+			error.field = "rule"
+			raise
 
 
 def start_refusal(sales_order_name: str) -> str | None:

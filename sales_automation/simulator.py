@@ -12,6 +12,7 @@ from frappe.model.document import Document
 from frappe.utils import cint, getdate, now_datetime
 
 from sales_automation import gate, rules
+from sales_automation.api.contract import endpoint
 from sales_automation.api.cycle import run_engine
 from sales_automation.api.handling import handle
 from sales_automation.api.orders import existing_order
@@ -34,7 +35,7 @@ ORDER_FIELDS = (
 )
 
 
-@frappe.whitelist(methods=["GET", "POST"])
+@endpoint(methods=["GET", "POST"])
 def simulate_rule(rule: dict | str, filters: dict | str | None = None, limit: int = DEFAULT_LIMIT) -> dict:
 	"""The last `limit` submitted Sales Orders the caller may read, newest first (filters: customer,
 	company, from_date, to_date on the order date), each with the rule's verdict on it.
@@ -62,7 +63,7 @@ def simulate_rule(rule: dict | str, filters: dict | str | None = None, limit: in
 	}
 
 
-@frappe.whitelist(methods=["POST"])
+@endpoint(methods=["POST"])
 def preview_order(rule: dict | str, sales_order: str) -> dict:
 	"""The dry run of one submitted order's cycle with `rule` (as in simulate_rule), whether it matches
 	or not: the documents, totals, GL and stock ledger entries and errors of run_sales_cycle's dry run,

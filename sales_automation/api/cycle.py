@@ -9,7 +9,8 @@ from frappe import _
 from frappe.utils import cint, flt
 
 from sales_automation import engine, gate
-from sales_automation.api.answers import accepted, answer, answers_errors, preview, step_answer
+from sales_automation.api.answers import accepted, answer, preview, step_answer
+from sales_automation.api.contract import endpoint
 from sales_automation.api.handling import handle
 from sales_automation.api.orders import (
 	create_order,
@@ -23,11 +24,12 @@ from sales_automation.api.orders import (
 	order_is_done,
 )
 from sales_automation.api.validation import check_payment, check_steps, invalid, json_argument, raise_state
-from sales_automation.constants import API
+from sales_automation.constants import API, PAYMENT_ENTRY, SALES_INVOICE, STEP
+from sales_automation.rules import default_reason, plan_steps
+from sales_automation.run_log import order_for_totals
 
 
-@frappe.whitelist(methods=["POST"])
-@answers_errors
+@endpoint(methods=["POST"])
 def run_sales_cycle(
 	order: dict | str | None = None,
 	sales_order: str | None = None,
@@ -103,14 +105,13 @@ def cycle(request: dict) -> dict:
 			rule = frappe.get_doc("Sales Automation Rule", rule_name)
 		else:
 			rule = default_rule()
-			reason = _(
-				"No rule matched; the default applies: deliver, invoice from the Delivery Note, pay in full"
-			)
+			reason = default_reason()
 	if not request["order"] and order_is_done(sales_order):
 		raise_state(
 			"sales_order",
 			_("Sales Order {0} is already delivered, billed and paid").format(sales_order.name),
 		)
+	check_plan(sales_order, rule, step_names, request["payment"])
 	if request.get("async"):
 		return queue_run(sales_order, rule, reason, step_names, request["payment"])
 	return run_engine(
@@ -124,11 +125,40 @@ def cycle(request: dict) -> dict:
 	)
 
 
+def check_plan(sales_order, rule, step_names: list[str] | None, payment: dict | None):
+	"""Refuse, before any step runs, a plan that cannot be done: a payment against an invoice the call
+	will not make and the order does not have, or more than the order still owes."""
+	steps = [step for step in plan_steps(rule) if step_names is None or step in step_names]
+	if PAYMENT_ENTRY not in steps:
+		return
+	order = order_for_totals(sales_order.name)
+	if (
+		rule.payment_against == engine.PAY_AGAINST_INVOICE
+		and SALES_INVOICE not in steps
+		and not flt(frappe.db.get_value("Sales Order", sales_order.name, "per_billed"))
+	):
+		invalid(
+			"steps",
+			_(
+				"payment_entry pays the order's Sales Invoice, which this call does not make (sales_invoice is not among the steps) and the order does not have yet"
+			),
+		)
+	amount = (payment or {}).get("amount")
+	if amount is not None:
+		outstanding = engine.order_totals(order)["outstanding"]
+		if flt(amount) > outstanding + 0.005:
+			invalid(
+				"payment.amount",
+				_("{0} is more than the {1} {2} still owed on Sales Order {3}").format(
+					amount, order.currency, outstanding, sales_order.name
+				),
+			)
+
+
 # --- step endpoints ----------------------------------------------------------------------------------
 
 
-@frappe.whitelist(methods=["POST"])
-@answers_errors
+@endpoint(methods=["POST"])
 def deliver(sales_order: str, submit: bool = True, idempotency_key: str | None = None) -> dict:
 	"""Map, insert and (by default) submit a Delivery Note for what is left to deliver on the order."""
 	request = {"sales_order": sales_order, "submit": cint(submit)}
@@ -146,8 +176,7 @@ def deliver(sales_order: str, submit: bool = True, idempotency_key: str | None =
 	return handle("deliver", request, idempotency_key, step)
 
 
-@frappe.whitelist(methods=["POST"])
-@answers_errors
+@endpoint(methods=["POST"])
 def invoice(
 	sales_order: str | None = None,
 	delivery_note: str | None = None,
@@ -191,8 +220,7 @@ def invoice(
 	return handle("invoice", request, idempotency_key, step)
 
 
-@frappe.whitelist(methods=["POST"])
-@answers_errors
+@endpoint(methods=["POST"])
 def pay(
 	sales_invoice: str | None = None,
 	sales_order: str | None = None,
@@ -245,8 +273,14 @@ def pay(
 					_("Sales Invoice {0} is not linked to a Sales Order").format(sales_invoice),
 				)
 			against = engine.PAY_AGAINST_INVOICE
+			owed = flt(invoice_doc.outstanding_amount)
 		else:
 			order_name, against = sales_order, engine.PAY_IN_ADVANCE
+			lock_order(order_name)  # before reading what is owed
+			order = order_for_totals(order_name)
+			owed = engine.order_totals(order)["outstanding"] if order else None
+		if amount is not None and owed is not None and flt(amount) > owed + 0.005:
+			invalid("amount", _("{0} is more than the {1} still owed").format(amount, owed))
 		rule = default_rule(
 			create_delivery_note=0,
 			create_sales_invoice=0,
@@ -262,19 +296,30 @@ def pay(
 
 
 def one_step(sales_order, rule, step: str, payment=None, **links) -> dict:
+	"""Run one step in the caller's transaction. Its run is recorded (and its ending sent to Webhooks)
+	only when the step changed something: a call that finds its document already in place answers it
+	with `created: false`, no run and no event."""
 	run = engine.create_run(
-		sales_order, rule, _("Step endpoint"), API, engine.SAME_TRANSACTION, payment=payment
+		sales_order, rule, _("Step endpoint"), STEP, engine.SAME_TRANSACTION, payment=payment
 	)
 	for fieldname, value in links.items():
 		if value:
 			run.set(fieldname, value)
 	check_permissions(run, rule)
+	run.flags.recorded_by_caller = True  # the engine leaves it unwritten: recorded below, or never
 	outcome = engine.execute(run, engine.Mode.ATOMIC, rule=rule, permissions_checked=True)
 	row = run.steps[0]
 	if not row.reference_name:
 		raise_state(frappe.scrub(step), row.message or _("Nothing to do"))
 	document = frappe.get_doc(row.reference_doctype, row.reference_name)
-	return step_answer(document, created=document.name in outcome.created, run=run.name)
+	created = document.name in outcome.created
+	# a Completed step that made nothing submitted a draft it found (a skipped one found its document
+	# done, and a draft left a draft is as it was): that is a change, and a document of the cycle
+	if not created and not (row.status == engine.COMPLETED and document.docstatus == 1):
+		return step_answer(document, created=False)
+	run.flags.recorded_by_caller = False
+	engine.save_run(run)
+	return step_answer(document, created=created, run=run.name)
 
 
 def run_engine(

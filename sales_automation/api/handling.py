@@ -12,6 +12,7 @@ from frappe.utils import cint
 from sales_automation.api import idempotency
 from sales_automation.api.answers import as_api_error
 from sales_automation.api.validation import invalid
+from sales_automation.errors import is_transient
 from sales_automation.exceptions import DatabaseBusyError
 
 
@@ -66,13 +67,3 @@ def retrying_transient_errors(work):
 					).format(RETRY_AFTER_SECONDS)
 				) from exc
 			time.sleep(random.uniform(0.05, 0.25) * attempt)  # jitter: the other party goes first
-
-
-def is_transient(exc: Exception) -> bool:
-	seen = 0
-	while exc is not None and seen < 8:
-		if isinstance(exc, frappe.QueryDeadlockError | frappe.QueryTimeoutError):
-			return True
-		exc = getattr(exc, "cause", None) or exc.__cause__ or exc.__context__
-		seen += 1
-	return False

@@ -3,6 +3,7 @@ the default), the existing document or order under its lock and the gate, the or
 payload."""
 
 import copy
+import re
 
 import frappe
 from frappe import _
@@ -104,6 +105,68 @@ def create_order(order: dict):
 	# a copy: frappe.get_doc writes into the caller's row dicts, which would change the request's fingerprint
 	sales_order = frappe.get_doc({**copy.deepcopy(order), "doctype": "Sales Order"})
 	sales_order.flags.skip_sales_automation = True
-	sales_order.submit()  # inserts and submits in one save
+	try:
+		sales_order.submit()  # inserts and submits in one save
+	except frappe.ValidationError as exc:
+		# ERPNext's own refusal of the order: answered as a 422 naming the field where it can be told
+		if not getattr(exc, "field", None):
+			exc.field = payload_field(order, engine.error_message(exc))
+		raise
+	check_priced(order, sales_order)
 	lock_order(sales_order.name)  # nobody else can see it yet: granted at once, held until commit
 	return sales_order
+
+
+def check_priced(order: dict, sales_order):
+	"""Refuse a line that came to a rate of 0 because it has no price (no `rate` sent, no Item Price in
+	the order's price list): a 0.00 order, invoice and payment would otherwise pass as Completed. A free
+	line says so with `rate: 0`. The caller's transaction, the order with it, is rolled back."""
+	for idx, (sent, row) in enumerate(zip(order["items"], sales_order.items, strict=False)):
+		if flt(row.rate) or flt(row.price_list_rate) or "rate" in sent:
+			continue
+		invalid(
+			f"order.items[{idx}].rate",
+			_(
+				"{0} has no price in Price List {1}, so the line would be 0.00: send its rate (rate 0 for a free line) or add an Item Price"
+			).format(row.item_code, sales_order.selling_price_list),
+		)
+
+
+ROW_NUMBER = re.compile(r"\brow\s*#?\s*(\d+)", re.IGNORECASE)
+
+
+def payload_field(order: dict, message: str) -> str | None:
+	"""The payload's field an ERPNext validation message is about: `order.<field>` or
+	`order.items[i].<field>`, found by the row number the message names and the field whose value or
+	label it quotes (a value counts more than a label: "Warehouse Stores - X does not belong to ...")."""
+	text = message.lower()
+	items = [row for row in order.get("items") or [] if isinstance(row, dict)]
+	scopes = [("order", "Sales Order", order)]
+	scopes += [(f"order.items[{idx}]", "Sales Order Item", row) for idx, row in enumerate(items)]
+	row_number = ROW_NUMBER.search(message)
+	if row_number and 1 <= int(row_number.group(1)) <= len(items):
+		scopes = [scopes[int(row_number.group(1))]]
+	best, best_score = None, None
+	for path, doctype, values in scopes:
+		meta = frappe.get_meta(doctype)
+		for key, value in values.items():
+			df = meta.get_field(key)
+			if not df or isinstance(value, list | dict):
+				continue
+			value_at = (
+				text.find(value.strip().lower()) if isinstance(value, str) and len(value.strip()) > 1 else -1
+			)
+			label = _(df.label or "").lower()
+			label_at = text.find(label) if label else -1
+			if label_at < 0:
+				label_at = text.find(key.replace("_", " "))
+			# a quoted value counts more than the field's name; then what the message names first (its
+			# subject: "Warehouse X does not belong to company Y"); then the longer label ("Delivery Date")
+			points = 2 * (value_at >= 0) + (label_at >= 0)
+			first = min(at for at in (value_at, label_at, len(text)) if at >= 0)
+			score = (points, -first, len(label) if label_at >= 0 else 0)
+			if points and (best is None or score > best_score):
+				best, best_score = f"{path}.{key}", score
+	if best:
+		return best
+	return scopes[0][0] if row_number and len(scopes) == 1 else None

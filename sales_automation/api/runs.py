@@ -2,8 +2,10 @@ import frappe
 from frappe import _
 
 from sales_automation import engine, gate, locks
-from sales_automation.api.answers import answers_errors, run_answer
-from sales_automation.api.validation import invalid, json_argument
+from sales_automation.api.answers import run_answer
+from sales_automation.api.contract import endpoint
+from sales_automation.api.orders import default_rule, existing_document
+from sales_automation.api.validation import check_filters, check_names, invalid, json_argument
 from sales_automation.constants import (
 	ACTIVE_STATUSES,
 	BULK,
@@ -24,8 +26,7 @@ def require_role(roles: tuple[str, ...]):
 		)
 
 
-@frappe.whitelist(methods=["GET"])
-@answers_errors
+@endpoint(methods=["GET"])
 def get_run(run: str) -> dict:
 	"""A run as it stands: what the one call answers once it has ended, and the step under way before
 	(the status URL of an asynchronous run_sales_cycle)."""
@@ -36,7 +37,7 @@ def get_run(run: str) -> dict:
 	return run_answer(sales_automation_run)
 
 
-@frappe.whitelist(methods=["POST"])
+@endpoint(methods=["POST"])
 def resume_run(run: str) -> dict:
 	"""Retry / Resume a Sales Automation Run from its first step not done."""
 	require_role(RESUME_ROLES)
@@ -58,9 +59,10 @@ def resume_run(run: str) -> dict:
 	}
 
 
-@frappe.whitelist(methods=["POST"])
+@endpoint(methods=["POST"])
 def cancel_cycle(sales_order: str, cancel_order: bool = False) -> dict:
 	"""Cancel the documents the order's runs created, in reverse, all or nothing."""
+	existing_document("Sales Order", sales_order, "sales_order")  # 404 naming it, and read permission
 	frappe.has_permission("Sales Order", "cancel" if cancel_order else "write", sales_order, throw=True)
 	cancelled = engine.cancel_cycle(sales_order, cancel_order=bool(cancel_order))
 	return {"sales_order": sales_order, "cancelled": [{"doctype": d, "name": n} for d, n in cancelled]}
@@ -69,7 +71,7 @@ def cancel_cycle(sales_order: str, cancel_order: bool = False) -> dict:
 BULK_LIMIT = 500
 
 
-@frappe.whitelist(methods=["POST"])
+@endpoint(methods=["POST"])
 def run_bulk(
 	sales_orders: list | str | None = None,
 	filters: list | dict | str | None = None,
@@ -82,8 +84,8 @@ def run_bulk(
 	bulk_status with them for progress and the summary."""
 	require_role(RESUME_ROLES)
 	# the desk's frappe.call sends lists and filters as JSON text in a form
-	sales_orders = json_argument("sales_orders", sales_orders)
-	filters = json_argument("filters", filters)
+	sales_orders = check_names("sales_orders", json_argument("sales_orders", sales_orders))
+	filters = check_filters("filters", "Sales Order", json_argument("filters", filters))
 	gate.check_can_start(rule)
 	if sales_orders is None:
 		sales_orders = frappe.get_list(
@@ -99,10 +101,15 @@ def run_bulk(
 		run = None
 		if not reason:
 			sales_order = frappe.get_doc("Sales Order", sales_order_name)
+			# no rule matching: the one call's default plan, as run_sales_cycle applies it
 			run = engine.start_for_order(
-				sales_order, trigger=BULK, rule_name=rule, execution_mode=engine.BACKGROUND
+				sales_order,
+				trigger=BULK,
+				rule_name=rule,
+				execution_mode=engine.BACKGROUND,
+				fallback_rule=default_rule(),
 			)
-			reason = None if run else _("no rule matches it")
+			reason = None if run else _("sales automation does not act on it")
 		if run:
 			started.append(run.name)
 		else:
@@ -125,10 +132,10 @@ def order_lock_refusal(sales_order_name) -> str | None:
 	return None
 
 
-@frappe.whitelist()
+@endpoint(methods=["GET", "POST"])
 def bulk_status(runs: list | str) -> dict:
 	"""Progress of a bulk run: counts by status, done when nothing is queued or running, failures."""
-	runs = json_argument("runs", runs)
+	runs = check_names("runs", json_argument("runs", runs))
 	rows = frappe.get_list(
 		"Sales Automation Run",
 		filters={"name": ["in", runs or [""]]},

@@ -8,6 +8,7 @@ from datetime import date, datetime
 import frappe
 from frappe import _
 from frappe.database.schema import get_definition
+from frappe.model import default_fields
 from frappe.model.base_document import max_positive_value
 from frappe.model.meta import get_field_precision
 from frappe.utils import cint, flt
@@ -121,10 +122,22 @@ def check_steps(steps) -> list[str] | None:
 		return None
 	if not isinstance(steps, list) or not steps:
 		invalid("steps", _("must be a non-empty list of {0}").format(", ".join(STEP_KEYS)))
-	for step in steps:
-		if step not in STEP_KEYS:
-			invalid("steps", _("unknown step {0}; use {1}").format(frappe.bold(step), ", ".join(STEP_KEYS)))
+	for idx, step in enumerate(steps):
+		if not isinstance(step, str) or step not in STEP_KEYS:
+			invalid(f"steps[{idx}]", _("must be one of {0}").format(", ".join(STEP_KEYS)))
 	return [STEP_KEYS[step] for step in STEP_KEYS if step in steps]
+
+
+def check_names(field: str, names) -> list[str] | None:
+	"""A list argument of document names, each a non-empty string."""
+	if names is None:
+		return None
+	if not isinstance(names, list):
+		invalid(field, _("must be a list of names"))
+	for idx, name in enumerate(names):
+		if not isinstance(name, str) or not name.strip():
+			invalid(f"{field}[{idx}]", _("must be a name (a non-empty string)"))
+	return names
 
 
 def check_payment(payment):
@@ -432,3 +445,47 @@ def check_totals(order: dict):
 				f"{total * factor:,.0f}"
 			),
 		)
+
+
+# the operators of Frappe's filters (frappe.model.db_query) a list of orders can be chosen by
+FILTER_OPERATORS = frozenset(
+	(
+		"=", "!=", ">", "<", ">=", "<=", "like", "not like", "in", "not in", "is", "between", "timespan",
+		"descendants of", "not descendants of", "ancestors of", "not ancestors of",
+	)
+)  # fmt: skip
+
+
+def check_filters(field: str, doctype: str, filters) -> dict | list | None:
+	"""Frappe filters on `doctype`, checked by shape before they reach the query builder: {fieldname:
+	value or [operator, value]}, or [[fieldname, operator, value], ...] (the doctype may lead a row)."""
+	if filters is None:
+		return None
+	meta = frappe.get_meta(doctype)
+
+	def check_condition(path: str, fieldname, operator, value):
+		if not isinstance(fieldname, str) or not (meta.has_field(fieldname) or fieldname in default_fields):
+			invalid(path, _("{0} is not a field of {1}").format(fieldname, _(doctype)))
+		if not isinstance(operator, str) or operator.lower() not in FILTER_OPERATORS:
+			invalid(path, _("unknown operator {0}").format(operator))
+		values = value if isinstance(value, list) else [value]
+		if not all(isinstance(item, str | int | float | bool) or item is None for item in values):
+			invalid(path, _("a value must be a string, a number, true, false or null, or a list of them"))
+
+	if isinstance(filters, dict):
+		for fieldname, value in filters.items():
+			if isinstance(value, list) and value and isinstance(value[0], str) and len(value) == 2:
+				check_condition(f"{field}.{fieldname}", fieldname, value[0], value[1])
+			else:
+				check_condition(f"{field}.{fieldname}", fieldname, "=", value)
+		return filters
+	if not isinstance(filters, list):
+		invalid(field, _("must be Frappe filters: an object or a list"))
+	for idx, condition in enumerate(filters):
+		path = f"{field}[{idx}]"
+		if isinstance(condition, list) and len(condition) == 4 and condition[0] == doctype:
+			condition = condition[1:]
+		if not isinstance(condition, list) or len(condition) != 3:
+			invalid(path, _("must be [fieldname, operator, value]"))
+		check_condition(path, *condition)
+	return filters

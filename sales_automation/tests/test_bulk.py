@@ -85,3 +85,22 @@ class TestBulkRun(IntegrationTestCase):
 		frappe.set_user("_sa_bulk_clerk@example.com")
 		with self.assertRaises(frappe.PermissionError):
 			run_bulk(sales_orders=[orders[0].name])
+
+	def test_an_order_no_rule_matches_gets_the_one_calls_default_plan(self):
+		customer = make_customer()  # no rule matches this customer's orders
+		order = make_sales_order(
+			[{"item_code": make_item(stock_qty=5), "qty": 1, "rate": 30}], customer=customer
+		)
+		self.assertIsNone(run_of(order.name))
+
+		answer = run_bulk(sales_orders=[order.name])
+
+		self.assertEqual(answer["skipped"], [])
+		run = frappe.get_doc("Sales Automation Run", answer["runs"][0])
+		self.assertIsNone(run.rule)
+		self.assertIn("default applies", run.match_reason)
+		self.assertEqual([row.step for row in run.steps], ["Delivery Note", "Sales Invoice", "Payment Entry"])
+		engine.process_run(run.name, drain_seconds=0)
+		docs = documents_of(order.name)
+		self.assertEqual([len(docs[d]) for d in docs], [1, 1, 1])
+		self.assertEqual(frappe.db.get_value("Sales Order", order.name, "status"), "Completed")

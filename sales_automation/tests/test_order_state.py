@@ -83,11 +83,21 @@ class TestForgedProgress(OrderStateTestCase):
 class TestOrderStatus(OrderStateTestCase):
 	def test_an_order_the_call_submits_carries_erpnexts_status_when_nothing_else_touches_it(self):
 		customer = factories.make_customer()
+		# an advance only: neither delivery nor billing touches the order (a payment_entry step against
+		# an invoice the call does not make is refused, issue 25)
+		rule = factories.make_rule(
+			customer,
+			create_delivery_note=0,
+			create_sales_invoice=0,
+			create_payment_entry=1,
+			payment_against="Sales Order (Advance)",
+		)
 		result = run_sales_cycle(
 			order=factories.order_payload(customer, factories.make_item(stock_qty=5), qty=1, rate=10),
+			rule=rule.name,
 			steps=["payment_entry"],
 		)
-		self.assertEqual(result["status"], "Partially Completed")
+		self.assertEqual(result["status"], "Completed")
 		self.assertEqual(
 			frappe.db.get_value("Sales Order", result["sales_order"], ["docstatus", "status"]),
 			(1, "To Deliver and Bill"),
