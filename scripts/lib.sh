@@ -20,6 +20,8 @@ ADMIN_PASSWORD=${SA_ADMIN_PASSWORD:-admin}
 # The linters, one version each, the same in .pre-commit-config.yaml and .github/workflows
 RUFF_VERSION=0.17.6
 SEMGREP_VERSION=1.185.0
+# the contract test's fuzzer (tests/test_contract.py)
+SCHEMATHESIS_VERSION=4.32.5
 SEMGREP_RULES_REPO=${SEMGREP_RULES_REPO:-https://github.com/frappe/semgrep-rules}
 
 log() { printf '\033[1;34m[sales_automation]\033[0m %s\n' "$*" >&2; }
@@ -212,6 +214,16 @@ ensure_semgrep() {
 			die "cannot reach Frappe's semgrep rules at $SEMGREP_RULES_REPO: set SEMGREP_RULES_REPO (or map it with git's url.<base>.insteadOf)"
 	else
 		GIT_TERMINAL_PROMPT=0 git -C "$rules" pull --quiet --ff-only >/dev/null 2>&1 || true
+	fi
+}
+
+# schemathesis for the contract test (tests/test_contract.py), in a venv of its own as semgrep is
+ensure_schemathesis() {
+	local venv="$SA_HOME/schemathesis-venv"
+	if [ "$("$venv/bin/schemathesis" --version 2>/dev/null | awk '{print $NF}')" != "$SCHEMATHESIS_VERSION" ]; then
+		log "installing schemathesis $SCHEMATHESIS_VERSION (its own venv)"
+		"$PYTHON" -m venv "$venv" && "$venv/bin/pip" install --quiet "schemathesis==$SCHEMATHESIS_VERSION" ||
+			die "could not install schemathesis"
 	fi
 }
 

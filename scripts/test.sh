@@ -8,6 +8,7 @@ ensure_mariadb
 ensure_bench
 ensure_browser
 ensure_semgrep
+ensure_schemathesis
 ensure_js_linters
 
 SITE=${SA_TEST_SITE:-sa-test-$(date +%s)-$$.localhost}
@@ -34,6 +35,7 @@ log "creating throwaway site $SITE (erpnext, payments, sales_automation)"
 new_site "$SITE" >"$OUT_DIR/new-site.log" 2>&1 || { tail -40 "$OUT_DIR/new-site.log"; die "bench new-site failed; see $OUT_DIR/new-site.log"; }
 bench_cmd --site "$SITE" set-config allow_tests true >/dev/null
 bench_cmd --site "$SITE" set-config sa_test_output "$OUT_DIR" >/dev/null
+bench_cmd --site "$SITE" set-config sa_schemathesis "$SA_HOME/schemathesis-venv/bin/schemathesis" >/dev/null
 log "site ready in $(($(date +%s) - started)) s; running the tests"
 
 set +e
