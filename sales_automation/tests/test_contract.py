@@ -45,6 +45,7 @@ class TestOpenAPIContract(IntegrationTestCase):
 	def setUpClass(cls):
 		super().setUpClass()
 		setup_demo()  # the examples' customer and items, as on the dev site (commits)
+		ensure_example_rule()
 		cls.api_key, cls.api_secret = ensure_api_user(DEMO_USER, [*SALES_ROLES, "System Manager"])
 		frappe.db.commit()
 		cls.server = cls.enterClassContext(LiveServer(workers=2, threads=4))
@@ -119,4 +120,23 @@ def drop_queued_runs(since):
 	for run in runs:
 		drop_queued_job(run.sales_order)
 		frappe.db.set_value("Sales Automation Run", run.name, "status", "Cancelled")
+	frappe.db.commit()
+
+
+EXAMPLE_RULE = "Deliver and bill Demo Customer"
+
+
+def ensure_example_rule():
+	"""The rule docs/openapi.yaml's simulator examples name, so they answer 200 with orders (a disabled
+	rule: it never takes the orders other tests submit)."""
+	if not frappe.db.exists("Sales Automation Rule", EXAMPLE_RULE):
+		frappe.get_doc(
+			{
+				"doctype": "Sales Automation Rule",
+				"rule_name": EXAMPLE_RULE,
+				"enabled": 0,
+				"order_customer": "Demo Customer",
+				"create_payment_entry": 0,
+			}
+		).insert()
 	frappe.db.commit()
