@@ -247,4 +247,10 @@ def retry_due_runs():
 		filters={"status": QUEUED, "next_retry_at": ["<=", now_datetime()]},
 		fields=["name", "sales_order", "trigger"],
 	):
-		enqueue_run(run)
+		try:
+			enqueue_run(run)
+		except Exception:
+			# one run that cannot be queued (say, a queue this worker's process does not know) does not
+			# keep the others waiting; it is tried again on the next tick
+			frappe.local.message_log = []
+			frappe.log_error(title=f"Sales automation: run {run.name} could not be queued again")

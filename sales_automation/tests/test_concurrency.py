@@ -85,6 +85,20 @@ class ConcurrencyTestCase(AutomationTestCase):
 	def fresh(self):
 		frappe.db.rollback()  # see what the server and the workers committed
 
+	def step_done(self, run_name: str, step: str):
+		self.fresh()
+		run = frappe.get_doc("Sales Automation Run", run_name)
+		return run if {row.step: row.status for row in run.steps}.get(step) == "Completed" else None
+
+	def wait_for(self, probe, what: str, seconds: float = 120):
+		deadline = time.monotonic() + seconds
+		while time.monotonic() < deadline:
+			result = probe()
+			if result:
+				return result
+			time.sleep(0.3)
+		self.fail(f"timed out waiting for {what}")
+
 	def assert_one_cycle(self, sales_order_name: str, item_code: str, qty: float):
 		"""One submitted DN, SI and PE; stock moved once; every voucher's GL balanced; invoice paid."""
 		self.fresh()
@@ -291,20 +305,6 @@ class TestDeadWorkers(ConcurrencyTestCase):
 		frappe.get_attr("sales_automation.engine.retry_due_runs")()
 		self.fresh()
 		self.assertEqual(frappe.db.get_value("Sales Automation Run", run_name, "status"), "Queued")
-
-	def step_done(self, run_name: str, step: str):
-		self.fresh()
-		run = frappe.get_doc("Sales Automation Run", run_name)
-		return run if {row.step: row.status for row in run.steps}.get(step) == "Completed" else None
-
-	def wait_for(self, probe, what: str, seconds: float = 120):
-		deadline = time.monotonic() + seconds
-		while time.monotonic() < deadline:
-			result = probe()
-			if result:
-				return result
-			time.sleep(0.3)
-		self.fail(f"timed out waiting for {what}")
 
 
 class TestTransientDatabaseErrors(ConcurrencyTestCase):

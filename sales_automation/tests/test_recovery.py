@@ -125,3 +125,42 @@ class TestADeadlockRollsTheAttemptBackWhole(AutomationTestCase):
 		self.assertEqual(factories.documents_of(sales_order.name)["Delivery Note"], [])
 		engine.resume(frappe.get_doc("Sales Automation Run", run.name))  # the next attempt completes
 		self.assertEqual(frappe.db.get_value("Sales Automation Run", run.name, "status"), "Completed")
+
+
+class TestOneRunThatCannotBeQueuedHoldsNoOtherBack(AutomationTestCase):
+	def tearDown(self):
+		frappe.db.set_single_value("Sales Automation Settings", "bulk_queue", None)
+
+	def test_the_scheduler_queues_the_other_due_runs_when_one_cannot_be_queued(self):
+		from frappe.utils.background_jobs import get_job
+
+		from sales_automation import background
+
+		customer = factories.make_customer()
+		factories.make_rule(customer, execution_mode="Background")
+		orders = [
+			factories.make_sales_order(
+				[{"item_code": factories.make_item(stock_qty=5), "qty": 1, "rate": 20}], customer=customer
+			)
+			for _ in range(2)
+		]
+		runs = [factories.run_of(order.name) for order in orders]
+		frappe.db.commit()  # their first jobs are queued now: dropped below, as if their attempts failed
+		# the newer run goes on a queue this process does not know (as a worker started before the
+		# queue was declared sees it); the older one on the Settings' queue
+		frappe.db.set_value("Sales Automation Run", runs[1].name, "trigger", "Bulk")
+		frappe.db.set_single_value("Sales Automation Settings", "bulk_queue", "sa_no_such_queue")
+		past = add_to_date(now_datetime(), minutes=-1)
+		for order, run in zip(orders, runs, strict=True):
+			frappe.db.set_value("Sales Automation Run", run.name, "next_retry_at", past)
+			background.drop_queued_job(order.name)
+		errors_before = frappe.db.count("Error Log")
+		frappe.db.commit()
+
+		background.retry_due_runs()
+		frappe.db.commit()  # enqueue_after_commit: the jobs go to the queue now
+
+		self.assertIsNotNone(get_job(background.order_job_id(orders[0].name)))
+		self.assertIsNone(get_job(background.order_job_id(orders[1].name)))
+		self.assertEqual(frappe.db.count("Error Log"), errors_before + 1)
+		background.drop_queued_job(orders[0].name)
