@@ -132,8 +132,12 @@ NAMES = {
 
 
 def must_be(kinds: set) -> str:
-	described = [NAMES[kind] for kind in NAMES if kind in kinds]
-	return _("must be {0}").format(_(" or ").join(_(text) for text in described))
+	if dict in kinds or list in kinds:
+		kinds = kinds - {str}  # JSON text of an object or list is how a form sends one, not a kind of its own
+	described = [_(NAMES[kind]) for kind in NAMES if kind in kinds]
+	if len(described) == 1:
+		return _("must be {0}").format(described[0])
+	return _("must be {0} or {1}").format(", ".join(described[:-1]), described[-1])
 
 
 def is_union(annotation) -> bool:
