@@ -9,6 +9,7 @@ from frappe.model.document import Document
 from frappe.utils import flt
 
 from sales_automation.constants import PAYMENT_ENTRY, SALES_INVOICE
+from sales_automation.errors import contained
 
 if TYPE_CHECKING:
 	from erpnext.accounts.doctype.payment_entry.payment_entry import PaymentEntry
@@ -366,10 +367,9 @@ def email_invoice(sales_invoice) -> tuple[str, str | None]:
 	gap = outgoing_email_gap()
 	if gap:
 		return None, _("Invoice not e-mailed: {0}").format(gap)
-	messages = len(frappe.local.message_log)
-	frappe.db.savepoint(EMAIL_SAVEPOINT)
-	try:
-		frappe.sendmail(
+	failed = contained(
+		EMAIL_SAVEPOINT,
+		lambda: frappe.sendmail(
 			recipients=[recipient],
 			subject=_("Invoice {0}").format(sales_invoice.name),
 			message=_("Dear {0},<br><br>please find invoice {1} for {2} attached.").format(
@@ -384,14 +384,12 @@ def email_invoice(sales_invoice) -> tuple[str, str | None]:
 			attachments=[
 				{"print_format_attachment": 1, "doctype": SALES_INVOICE, "name": sales_invoice.name}
 			],
-		)
-	except Exception as exc:
-		frappe.db.rollback(save_point=EMAIL_SAVEPOINT)
-		# what frappe.throw added must not reach the caller's answer as an error
-		del frappe.local.message_log[messages:]
+		),
+	)
+	if failed:
 		from sales_automation.run_log import error_message
 
-		return None, _("Invoice not e-mailed to {0}: {1}").format(recipient, error_message(exc))
+		return None, _("Invoice not e-mailed to {0}: {1}").format(recipient, error_message(failed))
 	return _("E-mailed to {0}.").format(recipient), None
 
 

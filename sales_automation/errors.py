@@ -104,3 +104,19 @@ def what_to_fix(error_class: str) -> str:
 			"Not retried: the user who submitted the order lacks a permission. Grant it, then resume the run."
 		),
 	}.get(error_class, "")
+
+
+def contained(savepoint: str, side_effect) -> Exception | None:
+	"""Run a side effect of a step (an e-mail, a desk notification) so that it never decides whether the
+	documents stand: in a savepoint, rolled back when it fails, and what it put in the message log (an
+	e-mail that cannot go out says so there) kept out of the caller's answer. Its error, else None."""
+	messages = len(frappe.local.message_log)
+	frappe.db.savepoint(savepoint)
+	try:
+		side_effect()
+	except Exception as exc:
+		frappe.db.rollback(save_point=savepoint)
+		return exc
+	finally:
+		del frappe.local.message_log[messages:]
+	return None

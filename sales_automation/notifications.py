@@ -7,6 +7,7 @@ from frappe.model.document import Document
 
 from sales_automation.constants import SAME_TRANSACTION
 from sales_automation.documents import outgoing_email_gap
+from sales_automation.errors import contained
 
 RUN_EVENT = "sales_automation_run"
 
@@ -55,10 +56,9 @@ def notify(run: Document, subject: str, content: str | None) -> None:
 	logged and never stops the run."""
 	from frappe.desk.doctype.notification_log.notification_log import make_notification_logs
 
-	messages = len(frappe.local.message_log)
-	frappe.db.savepoint(NOTIFY_SAVEPOINT)
-	try:
-		make_notification_logs(
+	failed = contained(
+		NOTIFY_SAVEPOINT,
+		lambda: make_notification_logs(
 			{
 				"type": "Alert",
 				# a run its caller chose not to record (api.cycle.one_step) is told by its order
@@ -68,12 +68,10 @@ def notify(run: Document, subject: str, content: str | None) -> None:
 				"email_content": content,
 			},
 			recipients(run),
-		)
-	except Exception:
-		frappe.db.rollback(save_point=NOTIFY_SAVEPOINT)
+		),
+	)
+	if failed:
 		frappe.log_error(_("Sales automation could not notify about run {0}").format(run.name))
-	# the notification's own e-mail, when it cannot go out, leaves a message for nobody in particular
-	del frappe.local.message_log[messages:]
 
 
 NOTIFY_SAVEPOINT = "sales_automation_notify"

@@ -26,7 +26,6 @@ from sales_automation.api.orders import (
 from sales_automation.api.validation import check_payment, check_steps, invalid, json_argument, raise_state
 from sales_automation.constants import API, PAYMENT_ENTRY, SALES_INVOICE, STEP
 from sales_automation.rules import default_reason, plan_steps
-from sales_automation.run_log import order_for_totals
 
 
 @endpoint(methods=["POST"])
@@ -127,15 +126,15 @@ def cycle(request: dict) -> dict:
 
 def check_plan(sales_order, rule, step_names: list[str] | None, payment: dict | None):
 	"""Refuse, before any step runs, a plan that cannot be done: a payment against an invoice the call
-	will not make and the order does not have, or more than the order still owes."""
+	will not make and the order does not have, or more than the order still owes. `sales_order`: the
+	order as read under its lock (or just made), which holds what both are read from."""
 	steps = [step for step in plan_steps(rule) if step_names is None or step in step_names]
 	if PAYMENT_ENTRY not in steps:
 		return
-	order = order_for_totals(sales_order.name)
 	if (
 		rule.payment_against == engine.PAY_AGAINST_INVOICE
 		and SALES_INVOICE not in steps
-		and not flt(frappe.db.get_value("Sales Order", sales_order.name, "per_billed"))
+		and not flt(sales_order.per_billed)
 	):
 		invalid(
 			"steps",
@@ -145,12 +144,12 @@ def check_plan(sales_order, rule, step_names: list[str] | None, payment: dict | 
 		)
 	amount = (payment or {}).get("amount")
 	if amount is not None:
-		outstanding = engine.order_totals(order)["outstanding"]
+		outstanding = engine.order_totals(sales_order)["outstanding"]
 		if flt(amount) > outstanding + 0.005:
 			invalid(
 				"payment.amount",
 				_("{0} is more than the {1} {2} still owed on Sales Order {3}").format(
-					amount, order.currency, outstanding, sales_order.name
+					amount, sales_order.currency, outstanding, sales_order.name
 				),
 			)
 
@@ -273,13 +272,15 @@ def pay(
 					_("Sales Invoice {0} is not linked to a Sales Order").format(sales_invoice),
 				)
 			against = engine.PAY_AGAINST_INVOICE
-			owed = flt(invoice_doc.outstanding_amount)
 		else:
 			order_name, against = sales_order, engine.PAY_IN_ADVANCE
-			lock_order(order_name)  # before reading what is owed
-			order = order_for_totals(order_name)
-			owed = engine.order_totals(order)["outstanding"] if order else None
-		if amount is not None and owed is not None and flt(amount) > owed + 0.005:
+		order = existing_order(order_name)  # under its lock: what is owed is read from it
+		owed = (
+			flt(invoice_doc.outstanding_amount)
+			if sales_invoice
+			else engine.order_totals(order)["outstanding"]
+		)
+		if amount is not None and flt(amount) > owed + 0.005:
 			invalid("amount", _("{0} is more than the {1} still owed").format(amount, owed))
 		rule = default_rule(
 			create_delivery_note=0,
@@ -288,9 +289,7 @@ def pay(
 			payment_against=against,
 			submit_payment_entry=cint(submit),
 		)
-		return one_step(
-			existing_order(order_name), rule, engine.PAYMENT_ENTRY, payment, sales_invoice=sales_invoice
-		)
+		return one_step(order, rule, engine.PAYMENT_ENTRY, payment, sales_invoice=sales_invoice)
 
 	return handle("pay", request, idempotency_key, step)
 
