@@ -4,6 +4,7 @@ from frappe import _
 from sales_automation import engine, gate, locks
 from sales_automation.api.answers import run_answer
 from sales_automation.api.contract import endpoint
+from sales_automation.api.handling import retrying_transient_errors
 from sales_automation.api.orders import default_rule, existing_document
 from sales_automation.api.validation import check_filters, check_names, invalid, json_argument
 from sales_automation.constants import (
@@ -41,9 +42,16 @@ def get_run(run: str) -> dict:
 def resume_run(run: str) -> dict:
 	"""Retry / Resume a Sales Automation Run from its first step not done."""
 	require_role(RESUME_ROLES)
-	sales_automation_run = frappe.get_doc("Sales Automation Run", run)
-	sales_automation_run.check_permission("write")
-	engine.resume(sales_automation_run)
+
+	def attempt():
+		sales_automation_run = frappe.get_doc("Sales Automation Run", run)
+		sales_automation_run.check_permission("write")
+		engine.resume(sales_automation_run)
+		return sales_automation_run
+
+	# a deadlock with another order's work rolls this attempt back whole: it is tried again, as every
+	# endpoint's call is (api.handling), and answers 503 only when the database stays busy
+	sales_automation_run = retrying_transient_errors(attempt)
 	return {
 		"run": sales_automation_run.name,
 		"status": sales_automation_run.status,
@@ -64,7 +72,9 @@ def cancel_cycle(sales_order: str, cancel_order: bool = False) -> dict:
 	"""Cancel the documents the order's runs created, in reverse, all or nothing."""
 	existing_document("Sales Order", sales_order, "sales_order")  # 404 naming it, and read permission
 	frappe.has_permission("Sales Order", "cancel" if cancel_order else "write", sales_order, throw=True)
-	cancelled = engine.cancel_cycle(sales_order, cancel_order=bool(cancel_order))
+	cancelled = retrying_transient_errors(
+		lambda: engine.cancel_cycle(sales_order, cancel_order=bool(cancel_order))
+	)
 	return {"sales_order": sales_order, "cancelled": [{"doctype": d, "name": n} for d, n in cancelled]}
 
 

@@ -126,6 +126,40 @@ class TestADeadlockRollsTheAttemptBackWhole(AutomationTestCase):
 		engine.resume(frappe.get_doc("Sales Automation Run", run.name))  # the next attempt completes
 		self.assertEqual(frappe.db.get_value("Sales Automation Run", run.name, "status"), "Completed")
 
+	def test_the_resume_endpoint_tries_a_deadlocked_attempt_again_and_completes_the_run(self):
+		"""The resume endpoint (the desk's Retry / Resume and an integrator's call) retries an attempt
+		MariaDB rolled back for a deadlock with another order's work, as every endpoint does; the fuzzer
+		met one when two of its requests crossed (a 503 before)."""
+		from unittest.mock import patch
+
+		from sales_automation.api.runs import resume_run
+		from sales_automation.steps import Cycle
+
+		customer = factories.make_customer()
+		factories.make_rule(customer, execution_mode="Background")
+		sales_order = factories.make_sales_order(
+			[{"item_code": factories.make_item(stock_qty=5), "qty": 1, "rate": 20}], customer=customer
+		)
+		run = factories.run_of(sales_order.name)
+		frappe.db.commit()
+		deliver, calls = Cycle.deliver, []
+
+		def deadlocked_once(cycle):
+			calls.append(1)
+			if len(calls) == 1:
+				frappe.db.sql("rollback")  # what MariaDB does to the victim of a deadlock
+				raise frappe.QueryDeadlockError("Deadlock found when trying to get lock")
+			return deliver(cycle)
+
+		with patch.object(Cycle, "deliver", deadlocked_once):
+			answer = resume_run(run.name)
+
+		self.assertEqual(len(calls), 2)
+		self.assertEqual(answer["status"], "Completed")
+		self.assertEqual(frappe.db.get_value("Sales Automation Run", run.name, "status"), "Completed")
+		docs = factories.documents_of(sales_order.name)
+		self.assertEqual(len(docs["Delivery Note"]), 1)
+
 
 class TestOneRunThatCannotBeQueuedHoldsNoOtherBack(AutomationTestCase):
 	def tearDown(self):
