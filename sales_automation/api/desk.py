@@ -80,5 +80,7 @@ def stuck_run_filters() -> list:
 	"""List filters for runs not done within the Settings' stuck time."""
 	return [
 		["Sales Automation Run", "status", "not in", list(FINAL_STATUSES)],
-		["Sales Automation Run", "creation", "<", str(engine.stuck_before())],
+		# in the system's datetime format to the second: the desk's filter control accepts nothing else
+		# (microseconds made it refuse the value on every site, with any date format)
+		["Sales Automation Run", "creation", "<", engine.stuck_before().strftime("%Y-%m-%d %H:%M:%S")],
 	]

@@ -129,6 +129,9 @@ class TestStuckRuns(IntegrationTestCase):
 
 		self.assertIn(old.name, stuck)
 		self.assertNotIn(recent.name, stuck)
+		# what the desk's Datetime filter control accepts (frappe.datetime.validate: strict, no microseconds)
+		value = desk.stuck_run_filters()[1][3]
+		self.assertRegex(value, r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 
 
 class TestOrdersStuckBetweenSteps(IntegrationTestCase):

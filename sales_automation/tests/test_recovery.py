@@ -164,6 +164,7 @@ class TestADeadlockRollsTheAttemptBackWhole(AutomationTestCase):
 class TestOneRunThatCannotBeQueuedHoldsNoOtherBack(AutomationTestCase):
 	def tearDown(self):
 		frappe.db.set_single_value("Sales Automation Settings", "bulk_queue", None)
+		frappe.db.commit()  # the test committed the queue it set: later modules must not inherit it
 
 	def test_the_scheduler_queues_the_other_due_runs_when_one_cannot_be_queued(self):
 		from frappe.utils.background_jobs import get_job
