@@ -13,6 +13,7 @@ from frappe.model.base_document import max_positive_value
 from frappe.model.meta import get_field_precision
 from frappe.utils import cint, flt
 
+from sales_automation.api.master_data import contradiction, is_item_input
 from sales_automation.constants import DELIVERY_NOTE, PAYMENT_ENTRY, SALES_INVOICE
 from sales_automation.documents import rows_of
 from sales_automation.exceptions import InvalidRequestError, InvalidStateError
@@ -87,6 +88,8 @@ MULTI_LINE_TYPES = frozenset(
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 # in multi-line text \t, \n and \r are text, the other control characters are not
 CONTROL_CHARACTERS_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# labels callers send as if they were fields, with the field they name
+LABEL_NAMES = {("Sales Order Item", "delivery_warehouse"): "warehouse"}
 TEXT_COLUMN_BYTES = {"text": 2**16 - 1, "mediumtext": 2**24 - 1}
 NUMBER_COLUMNS = ("decimal", *max_positive_value)
 STRING_COLUMNS = ("varchar", "text", "mediumtext", "longtext")
@@ -228,12 +231,14 @@ def check_fields(path: str, doctype: str, values: dict):
 
 def is_computed(doctype: str, df) -> bool:
 	"""A field ERPNext fills in itself: read-only, fetched from a linked record, or a known result."""
-	if (doctype, df.fieldname) in CALLER_SET_READ_ONLY:
+	if (doctype, df.fieldname) in CALLER_SET_READ_ONLY or is_item_input(doctype, df.fieldname):
 		return False
 	return bool(df.read_only or df.fetch_from or df.fieldname in COMPUTED_FIELDS)
 
 
 def check_value(field: str, df, value):
+	if contradicted := contradiction(path, row):
+		invalid(*contradicted)
 	"""Refuse a value the field's column would store as something else, or not at all."""
 	if value is None:
 		return
@@ -249,6 +254,9 @@ def check_value(field: str, df, value):
 	elif column == "date":
 		if value != "":
 			check_date(field, value)
+		if not df and (doctype, key) in LABEL_NAMES:
+			# the label ERPNext's docs and desk show, not a field: said so rather than taken under two names
+			invalid(field, _("is not a field of {0}; use {1}").format(_(doctype), LABEL_NAMES[doctype, key]))
 	elif column == "datetime" and value != "":
 		try:
 			datetime.fromisoformat(value)
