@@ -27,6 +27,7 @@ ORDER_FIELDS = (
 	"advance_paid",
 	"per_billed",
 	"payment_terms_template",
+	"skip_delivery_note",
 	"status",
 )
 

@@ -35,14 +35,21 @@ def what_is_left(sales_order, rule=None, messages: dict | None = None) -> list[d
 	message}) give the why where a step said it."""
 	messages = messages or {}
 	left = []
+	# an order that skips the Delivery Note (ERPNext's skip_delivery_note) is delivered by its invoice
+	skips_note = sales_order.get("skip_delivery_note")
 	wants = frappe._dict(
-		delivery=not rule or rule.create_delivery_note or rule.invoice_source == INVOICE_UPDATING_STOCK,
+		delivery=not rule
+		or (
+			rule.create_sales_invoice
+			if skips_note
+			else rule.create_delivery_note or rule.invoice_source == INVOICE_UPDATING_STOCK
+		),
 		billing=not rule or (rule.create_sales_invoice and rule.submit_sales_invoice),
 		payment=not rule or (rule.create_payment_entry and rule.submit_payment_entry),
 	)
 	rows = undelivered_stock_rows(sales_order.lines) if wants.delivery else []
 	if rows:
-		step = DELIVERY_NOTE if not rule or rule.create_delivery_note else SALES_INVOICE
+		step = SALES_INVOICE if skips_note or (rule and not rule.create_delivery_note) else DELIVERY_NOTE
 		left.append(
 			{
 				"what": "delivery",

@@ -37,6 +37,7 @@ from sales_automation.documents import (
 	map_invoice_from_order,
 	merge_rows,
 	order_state,
+	renumber,
 	rows_of,
 	stock_on_hand,
 	undelivered_stock_rows,
@@ -101,6 +102,9 @@ class Cycle:
 	def deliver(self):
 		sales_order = self.order()
 		draft = self.existing_draft(DELIVERY_NOTE, "against_sales_order", self.rule.submit_delivery_note)
+		if sales_order.skip_delivery_note:
+			# ERPNext counts such an order delivered without a Delivery Note: its invoice moves the stock
+			return SKIPPED, None, _("The order skips the Delivery Note: its Sales Invoice updates stock")
 		if draft:
 			return draft
 		rows = undelivered_stock_rows(sales_order.lines)
@@ -195,7 +199,8 @@ class Cycle:
 		self.check_create(SALES_INVOICE)
 		drop_ship, waiting = self.billable_drop_ship_rows(sales_order)
 		shortage = None
-		if self.rule.invoice_source == INVOICE_FROM_DELIVERY_NOTE:
+		invoice_source = invoice_source_for(self.rule, sales_order)
+		if invoice_source == INVOICE_FROM_DELIVERY_NOTE:
 			# every submitted note of the order not fully billed, whoever made it, in one invoice
 			sales_invoice = None
 			for delivery_note_name in self.unbilled_delivery_notes(sales_order.name):
@@ -210,7 +215,18 @@ class Cycle:
 		else:
 			sales_invoice = map_invoice_from_order(sales_order.name)
 			keep_drop_ship_rows(sales_invoice, sales_order, drop_ship)
-			if self.rule.invoice_source == INVOICE_UPDATING_STOCK:
+			updates_stock, left_apart = (
+				bill_drop_ship_apart(sales_invoice, sales_order)
+				if invoice_source == INVOICE_UPDATING_STOCK
+				else (False, False)
+			)
+			if left_apart:
+				waiting = " ".join(
+					part
+					for part in (waiting, _("Drop-ship lines are left for an invoice of their own."))
+					if part
+				)
+			if updates_stock:
 				sales_invoice.update_stock = 1
 				batches_picked_by_erpnext(sales_invoice)
 				rows = undelivered_stock_rows(sales_order.lines)
@@ -404,3 +420,26 @@ class Cycle:
 		nothing)."""
 		messages = {row.step: row.message for row in self.run.steps if row.message}
 		return what_is_left(sales_order, self.rule, messages)
+
+
+def invoice_source_for(rule, sales_order) -> str:
+	"""Where the invoice comes from: the rule's choice, except for an order that skips the Delivery Note
+	(ERPNext's skip_delivery_note) with stock still to move, whose invoice updates stock."""
+	if sales_order.skip_delivery_note and undelivered_stock_rows(sales_order.lines):
+		return INVOICE_UPDATING_STOCK
+	return rule.invoice_source
+
+
+def bill_drop_ship_apart(sales_invoice, sales_order) -> tuple[bool, bool]:
+	"""ERPNext refuses an invoice that updates stock with a drop-shipped row on it: when other rows are
+	on the invoice, the drop-shipped ones are left for an invoice of their own (a later pass bills them).
+	Returns (the invoice may update stock, drop-shipped rows were left)."""
+	drop_shipped = {row.name for row in sales_order.lines if row.delivered_by_supplier}
+	kept = [row for row in sales_invoice.items if row.so_detail not in drop_shipped]
+	if not kept:
+		return False, False
+	if len(kept) == len(sales_invoice.items):
+		return True, False
+	sales_invoice.items = kept
+	renumber(sales_invoice)
+	return True, True
