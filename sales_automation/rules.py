@@ -65,6 +65,7 @@ RULE_ACTION_FIELDS = (
 	"create_payment_entry",
 	"payment_against",
 	"mode_of_payment",
+	"bank_account",
 	"reference_no_pattern",
 	"submit_payment_entry",
 )

@@ -44,6 +44,7 @@ from sales_automation.documents import (
 )
 from sales_automation.exceptions import StepFailedError, StockShortageError
 from sales_automation.notifications import notify_warning
+from sales_automation.payment_accounts import account_refusal, named_account, receiving_account
 from sales_automation.progress import what_is_left
 from sales_automation.references import fill_reference
 
@@ -101,10 +102,10 @@ class Cycle:
 
 	def deliver(self):
 		sales_order = self.order()
-		draft = self.existing_draft(DELIVERY_NOTE, "against_sales_order", self.rule.submit_delivery_note)
 		if sales_order.skip_delivery_note:
 			# ERPNext counts such an order delivered without a Delivery Note: its invoice moves the stock
 			return SKIPPED, None, _("The order skips the Delivery Note: its Sales Invoice updates stock")
+		draft = self.existing_draft(DELIVERY_NOTE, "against_sales_order", self.rule.submit_delivery_note)
 		if draft:
 			return draft
 		rows = undelivered_stock_rows(sales_order.lines)
@@ -347,6 +348,9 @@ class Cycle:
 		payment_entry = self.map_payment(sales_order, reference_doctype, reference_name)
 		for other in invoices[1:] if not self.payment.amount else []:
 			add_references(payment_entry, self.map_payment(sales_order, SALES_INVOICE, other))
+		if self.payment.received_amount:
+			# what reached the bank for the whole payment, not for each invoice it pays
+			payment_entry.received_amount = flt(self.payment.received_amount)
 		return self.save_new(payment_entry, self.rule.submit_payment_entry, None)
 
 	def outstanding_invoices(self, sales_order_name: str) -> list[str]:
@@ -359,16 +363,20 @@ class Cycle:
 		self, sales_order: frappe._dict, reference_doctype: str, reference_name: str
 	) -> "PaymentEntry":
 		from erpnext.accounts.doctype.payment_entry.payment_entry import get_payment_entry
-		from erpnext.accounts.doctype.sales_invoice.sales_invoice import get_bank_cash_account
 
 		mode_of_payment = self.payment.mode_of_payment or self.rule.mode_of_payment
-		account = (
-			get_bank_cash_account(mode_of_payment, sales_order.company)["account"]
-			if mode_of_payment
-			else None
-		)
+		# the API checks the caller's account before any document is made; this covers every other way
+		# in (a rule's account, a rule chosen for an order of another company)
+		account = named_account(self.payment, self.rule)
+		refusal = account and account_refusal(account, sales_order.company)
+		if refusal:
+			frappe.throw(refusal, exc=StepFailedError)
 		payment_entry = get_payment_entry(
-			reference_doctype, reference_name, party_amount=self.payment.amount, bank_account=account
+			reference_doctype,
+			reference_name,
+			party_amount=self.payment.amount,
+			bank_account=receiving_account(self.payment, self.rule, sales_order.company),
+			bank_amount=self.payment.received_amount,
 		)
 		payment_entry.mode_of_payment = mode_of_payment
 		if self.payment.reference_no:

@@ -23,7 +23,15 @@ from sales_automation.api.orders import (
 	lock_order,
 	order_is_done,
 )
-from sales_automation.api.validation import check_payment, check_steps, invalid, json_argument, raise_state
+from sales_automation.api.validation import (
+	check_payment,
+	check_received_amount,
+	check_receiving_account,
+	check_steps,
+	invalid,
+	json_argument,
+	raise_state,
+)
 from sales_automation.constants import API, PAYMENT_ENTRY, SALES_INVOICE, STEP
 from sales_automation.rules import default_reason, plan_steps
 
@@ -91,11 +99,12 @@ def cycle(request: dict) -> dict:
 	step_names = check_steps(request["steps"])
 	rule = load_rule(request["rule"]) if request["rule"] else None
 	if request["order"]:
-		sales_order = create_order(request["order"])
+		sales_order = create_order(request["order"], request["payment"])
 		if sales_order.get("is_internal_customer"):
 			raise_state("order.customer", gate.out_of_scope_reason(sales_order.name))
 	else:
 		sales_order = existing_order(request["sales_order"], submit_draft=True)
+		check_receiving_account(request["payment"], sales_order.company)
 	if rule:
 		reason = _("Rule {0} was chosen by the caller").format(rule.name)
 	else:
@@ -131,6 +140,7 @@ def check_plan(sales_order, rule, step_names: list[str] | None, payment: dict | 
 	steps = [step for step in plan_steps(rule) if step_names is None or step in step_names]
 	if PAYMENT_ENTRY not in steps:
 		return
+	check_received_amount(payment, rule, sales_order)
 	if (
 		rule.payment_against == engine.PAY_AGAINST_INVOICE
 		and SALES_INVOICE not in steps
@@ -227,10 +237,15 @@ def pay(
 	reference_no: str | None = None,
 	reference_date: str | None = None,
 	amount: float | None = None,
+	bank_account: str | None = None,
+	received_amount: float | None = None,
 	submit: bool = True,
 	idempotency_key: str | None = None,
 ) -> dict:
-	"""A Payment Entry against a submitted Sales Invoice, or an advance against a Sales Order."""
+	"""A Payment Entry against a submitted Sales Invoice, or an advance against a Sales Order.
+
+	`bank_account`: the Bank or Cash account that receives it (by default the mode of payment's);
+	`received_amount`: what reached it, when that account is in another currency than the customer's."""
 	if bool(sales_invoice) == bool(sales_order):
 		invalid("sales_invoice", _("give either sales_invoice or sales_order (for an advance)"))
 	payment = {
@@ -240,6 +255,8 @@ def pay(
 			"reference_no": reference_no,
 			"reference_date": reference_date,
 			"amount": amount,
+			"bank_account": bank_account,
+			"received_amount": received_amount,
 		}.items()
 		if value not in (None, "")
 	}
@@ -251,7 +268,7 @@ def pay(
 	}
 
 	def step():
-		check_payment(payment)
+		check_payment(payment, prefix="")
 		if sales_invoice:
 			invoice_doc = existing_document("Sales Invoice", sales_invoice, "sales_invoice")
 			# the order an invoice bills never changes; what is paid is read under the order's lock
@@ -289,6 +306,8 @@ def pay(
 			payment_against=against,
 			submit_payment_entry=cint(submit),
 		)
+		check_receiving_account(payment, order.company, prefix="")
+		check_received_amount(payment, rule, invoice_doc if sales_invoice else order, prefix="")
 		return one_step(order, rule, engine.PAYMENT_ENTRY, payment, sales_invoice=sales_invoice)
 
 	return handle("pay", request, idempotency_key, step)

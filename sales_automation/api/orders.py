@@ -9,8 +9,10 @@ import frappe
 from frappe import _
 from frappe.utils import cint, flt
 
+from erpnext import get_default_company
+
 from sales_automation import cached_values, engine, gate, locks, progress
-from sales_automation.api.validation import check_order, invalid, raise_state
+from sales_automation.api.validation import check_order, check_receiving_account, invalid, raise_state
 from sales_automation.settings import prefetch_cycle_settings
 
 # The default when no rule matches: the Sales Automation Rule's own field defaults (deliver, invoice
@@ -97,10 +99,13 @@ def invoice_of_delivery_note(delivery_note: str):
 	return engine.linked_document(engine.SALES_INVOICE, "delivery_note", delivery_note, docstatus=1)
 
 
-def create_order(order: dict):
-	"""Insert and submit a Sales Order from a payload in ERPNext's own field names."""
+def create_order(order: dict, payment: dict | None = None):
+	"""Insert and submit a Sales Order from a payload in ERPNext's own field names (`payment`: the call's,
+	whose receiving account is checked against the order's company before the order is made)."""
 	cached_values.prefetch()  # before the checks, which read the metadata of the order and its rows
 	check_order(order)
+	# the company the order will have: ERPNext fills an empty one with the user's default
+	check_receiving_account(payment, order.get("company") or get_default_company())
 	prefetch_cycle_settings()
 	# a copy: frappe.get_doc writes into the caller's row dicts, which would change the request's fingerprint
 	sales_order = frappe.get_doc({**copy.deepcopy(order), "doctype": "Sales Order"})

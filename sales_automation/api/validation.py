@@ -17,9 +17,17 @@ from sales_automation.api.master_data import contradiction, is_item_input
 from sales_automation.constants import DELIVERY_NOTE, PAYMENT_ENTRY, SALES_INVOICE
 from sales_automation.documents import rows_of
 from sales_automation.exceptions import InvalidRequestError, InvalidStateError
+from sales_automation.payment_accounts import account_refusal, party_currency, receiving_currency
 
 STEP_KEYS = {"delivery_note": DELIVERY_NOTE, "sales_invoice": SALES_INVOICE, "payment_entry": PAYMENT_ENTRY}
-PAYMENT_KEYS = ("mode_of_payment", "reference_no", "reference_date", "amount")
+PAYMENT_KEYS = (
+	"mode_of_payment",
+	"reference_no",
+	"reference_date",
+	"amount",
+	"bank_account",
+	"received_amount",
+)
 ORDER_READ_ONLY = {"name", "docstatus", "amended_from", "owner", "creation", "modified", "modified_by", "idx"}
 # What ERPNext computes from the order and the documents made against it. A caller who sets one makes the
 # engine believe work is done (per_billed 100, delivered_qty = qty). Most are read_only in the metadata,
@@ -80,6 +88,8 @@ COMPUTED_FIELDS = frozenset(
 # read_only in the metadata only because the desk fills it from the Price List; ERPNext keeps a value the
 # caller sends and derives rate from it and discount_percentage, so it is an input, not a result
 CALLER_SET_READ_ONLY = frozenset((("Sales Order Item", "price_list_rate"),))
+# labels callers send as if they were fields, with the field they name
+LABEL_NAMES = {("Sales Order Item", "delivery_warehouse"): "warehouse"}
 # shares of a whole, whatever their fieldtype (additional_discount_percentage is a Float)
 PERCENTAGES = frozenset(("additional_discount_percentage", "invoice_portion", "allocated_percentage"))
 MULTI_LINE_TYPES = frozenset(
@@ -88,8 +98,6 @@ MULTI_LINE_TYPES = frozenset(
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 # in multi-line text \t, \n and \r are text, the other control characters are not
 CONTROL_CHARACTERS_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-# labels callers send as if they were fields, with the field they name
-LABEL_NAMES = {("Sales Order Item", "delivery_warehouse"): "warehouse"}
 TEXT_COLUMN_BYTES = {"text": 2**16 - 1, "mediumtext": 2**24 - 1}
 NUMBER_COLUMNS = ("decimal", *max_positive_value)
 STRING_COLUMNS = ("varchar", "text", "mediumtext", "longtext")
@@ -143,34 +151,65 @@ def check_names(field: str, names) -> list[str] | None:
 	return names
 
 
-def check_payment(payment):
+def check_payment(payment, prefix: str = "payment."):
+	"""`prefix`: how the fields are named to the caller (the pay endpoint takes them as arguments)."""
 	if payment is None:
 		return
 	if not isinstance(payment, dict):
 		invalid("payment", _("must be an object"))
 	for key in payment:
 		if key not in PAYMENT_KEYS:
-			invalid(f"payment.{key}", _("unknown field; use {0}").format(", ".join(PAYMENT_KEYS)))
+			invalid(f"{prefix}{key}", _("unknown field; use {0}").format(", ".join(PAYMENT_KEYS)))
 	meta = frappe.get_meta("Payment Entry")
-	if "amount" in payment:
-		amount_field = meta.get_field("paid_amount")
-		check_number("payment.amount", amount_field, payment["amount"])
-		# ERPNext rounds the amount to the currency's precision: 1e-12 would be a payment of 0
-		if flt(payment["amount"], get_field_precision(amount_field)) <= 0:
-			invalid("payment.amount", _("must be a number greater than 0"))
+	for key, fieldname in (("amount", "paid_amount"), ("received_amount", "received_amount")):
+		if key in payment:
+			amount_field = meta.get_field(fieldname)
+			check_number(f"{prefix}{key}", amount_field, payment[key])
+			# ERPNext rounds the amount to the currency's precision: 1e-12 would be a payment of 0
+			if flt(payment[key], get_field_precision(amount_field)) <= 0:
+				invalid(f"{prefix}{key}", _("must be a number greater than 0"))
 	if payment.get("mode_of_payment"):
-		check_value("payment.mode_of_payment", meta.get_field("mode_of_payment"), payment["mode_of_payment"])
+		check_value(f"{prefix}mode_of_payment", meta.get_field("mode_of_payment"), payment["mode_of_payment"])
 		if not frappe.db.exists("Mode of Payment", payment["mode_of_payment"]):
 			invalid(
-				"payment.mode_of_payment",
+				f"{prefix}mode_of_payment",
 				_("Mode of Payment {0} does not exist").format(payment["mode_of_payment"]),
 			)
+	if "bank_account" in payment:
+		if not (isinstance(payment["bank_account"], str) and payment["bank_account"].strip()):
+			invalid(f"{prefix}bank_account", _("must be the name of an Account"))
+		check_value(f"{prefix}bank_account", meta.get_field("paid_to"), payment["bank_account"])
 	if "reference_date" in payment:
-		check_date("payment.reference_date", payment["reference_date"])
+		check_date(f"{prefix}reference_date", payment["reference_date"])
 	if "reference_no" in payment:
 		if not (isinstance(payment["reference_no"], str) and 0 < len(payment["reference_no"]) <= 140):
-			invalid("payment.reference_no", _("must be a string of 1 to 140 characters"))
-		check_value("payment.reference_no", meta.get_field("reference_no"), payment["reference_no"])
+			invalid(f"{prefix}reference_no", _("must be a string of 1 to 140 characters"))
+		check_value(f"{prefix}reference_no", meta.get_field("reference_no"), payment["reference_no"])
+
+
+def check_receiving_account(payment: dict | None, company: str | None, prefix: str = "payment."):
+	"""Refuse, before any document is made, a bank_account that cannot receive a payment of `company`."""
+	account = (payment or {}).get("bank_account")
+	if account and company:
+		refusal = account_refusal(account, company)
+		if refusal:
+			invalid(f"{prefix}bank_account", refusal)
+
+
+def check_received_amount(payment: dict | None, rule, document, prefix: str = "payment."):
+	"""received_amount is what reached a bank whose account is in another currency than the customer's
+	account: ERPNext ignores it (receives the paid amount) when both are in one currency, so it is
+	refused there. `document`: the Sales Order or Sales Invoice paid."""
+	if not payment or "received_amount" not in payment:
+		return
+	currency = receiving_currency(payment, rule, document.company)
+	if currency == party_currency(document):
+		invalid(
+			f"{prefix}received_amount",
+			_(
+				"is only for a receiving account in another currency than the customer's account; both are in {0}: leave it out"
+			).format(currency),
+		)
 
 
 def check_item_row(path: str, row, has_date: bool, links: dict):
@@ -198,6 +237,8 @@ def check_item_row(path: str, row, has_date: bool, links: dict):
 			invalid(f"{path}.{field}", _("must be a number of at least 0"))
 	check_link(f"{path}.warehouse", "Warehouse", row.get("warehouse"), links)
 	check_link(f"{path}.uom", "UOM", row.get("uom"), links)
+	if contradicted := contradiction(path, row):
+		invalid(*contradicted)
 	if "delivery_date" in row:
 		check_date(f"{path}.delivery_date", row["delivery_date"])
 	elif not has_date:
@@ -213,6 +254,9 @@ def check_fields(path: str, doctype: str, values: dict):
 		if key in ORDER_READ_ONLY:
 			invalid(field, _("cannot be set by the caller"))
 		df = meta.get_field(key)
+		if not df and (doctype, key) in LABEL_NAMES:
+			# the label ERPNext's docs and desk show, not a field: said so rather than taken under two names
+			invalid(field, _("is not a field of {0}; use {1}").format(_(doctype), LABEL_NAMES[doctype, key]))
 		if not df:
 			invalid(field, _("is not a field of {0}").format(_(doctype)))
 		if is_computed(doctype, df):
@@ -237,8 +281,6 @@ def is_computed(doctype: str, df) -> bool:
 
 
 def check_value(field: str, df, value):
-	if contradicted := contradiction(path, row):
-		invalid(*contradicted)
 	"""Refuse a value the field's column would store as something else, or not at all."""
 	if value is None:
 		return
@@ -254,9 +296,6 @@ def check_value(field: str, df, value):
 	elif column == "date":
 		if value != "":
 			check_date(field, value)
-		if not df and (doctype, key) in LABEL_NAMES:
-			# the label ERPNext's docs and desk show, not a field: said so rather than taken under two names
-			invalid(field, _("is not a field of {0}; use {1}").format(_(doctype), LABEL_NAMES[doctype, key]))
 	elif column == "datetime" and value != "":
 		try:
 			datetime.fromisoformat(value)

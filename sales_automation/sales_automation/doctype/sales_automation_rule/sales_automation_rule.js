@@ -4,6 +4,17 @@
 frappe.provide("sales_automation.rule");
 
 frappe.ui.form.on("Sales Automation Rule", {
+	setup(frm) {
+		// what the server accepts (sales_automation.payment_accounts.account_refusal)
+		frm.set_query("bank_account", () => ({
+			filters: {
+				company: frm.doc.order_company,
+				account_type: ["in", ["Bank", "Cash"]],
+				is_group: 0,
+				disabled: 0,
+			},
+		}));
+	},
 	refresh(frm) {
 		frm.add_custom_button(__("Test on recent orders"), () => sales_automation.rule.simulate(frm));
 	},

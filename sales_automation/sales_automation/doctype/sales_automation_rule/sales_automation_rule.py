@@ -8,6 +8,7 @@ from frappe.utils.data import evaluate_filters, get_filter
 
 from sales_automation.exceptions import InvalidRuleError
 from sales_automation.notifications import warn_if_invoices_cannot_be_emailed
+from sales_automation.payment_accounts import account_refusal
 from sales_automation.references import pattern_error
 
 # rule field -> Sales Order field. Every Link condition carries an "order_" prefix: Frappe fills a new
@@ -43,6 +44,7 @@ class SalesAutomationRule(Document):
 		self.validate_totals()
 		self.validate_actions()
 		self.validate_mode_of_payment()
+		self.validate_bank_account()
 		warn_if_invoices_cannot_be_emailed(self)
 
 	def refuse(self, fieldname: str, message: str):
@@ -162,6 +164,20 @@ class SalesAutomationRule(Document):
 					self.mode_of_payment, self.order_company
 				),
 			)
+
+	def validate_bank_account(self):
+		if not self.bank_account:
+			return
+		if not self.order_company:
+			self.refuse(
+				"bank_account",
+				_("an account belongs to one company: set the rule's {0} too").format(
+					frappe.bold(_(self.meta.get_label("order_company")))
+				),
+			)
+		refusal = account_refusal(self.bank_account, self.order_company)
+		if refusal:
+			self.refuse("bank_account", refusal)
 
 	def match(self, sales_order) -> str | None:
 		"""Why this rule applies to `sales_order`, or None when it does not."""
