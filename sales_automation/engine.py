@@ -52,6 +52,7 @@ from sales_automation.constants import (
 	SAME_TRANSACTION,
 	SUBMIT,
 )
+from sales_automation.continuation import note_waiting
 from sales_automation.documents import (
 	linked_document,
 	linked_names,
@@ -245,6 +246,7 @@ def execute(
 		outcome.left_open = cycle.left_open(outcome.order)
 		run.left_open = "\n".join(f"{item['what']}: {item['why']}" for item in outcome.left_open) or None
 		end_run(run, PARTIALLY_COMPLETED if outcome.left_open else COMPLETED, outcome.order)
+		note_waiting(run, rule, outcome.order, outcome.left_open)
 	outcome.created = cycle.created
 	save_run(run)
 	cached_values.remember()

@@ -31,6 +31,12 @@ doc_events = {
 		"on_submit": "sales_automation.overrides.sales_order.on_submit",
 		"on_cancel": "sales_automation.overrides.sales_order.on_cancel",
 	},
+	# waiting orders continue when what they wait for arrives (continuation.py)
+	"Stock Ledger Entry": {"on_submit": "sales_automation.continuation.on_stock_ledger_entry"},
+	"Delivery Note": {"on_submit": "sales_automation.continuation.on_order_document"},
+	"Sales Invoice": {"on_submit": "sales_automation.continuation.on_order_document"},
+	"Payment Entry": {"on_submit": "sales_automation.continuation.on_order_document"},
+	"Purchase Order": {"on_change": "sales_automation.continuation.on_purchase_order_change"},
 	# a new time zone can put the scheduled jobs' last runs in the future
 	"System Settings": {"on_update": "sales_automation.overrides.system_settings.on_update"},
 }
@@ -38,6 +44,7 @@ doc_events = {
 scheduler_events = {
 	"cron": {
 		"* * * * *": ["sales_automation.background.retry_due_runs"],
+		"*/5 * * * *": ["sales_automation.continuation.sweep"],
 	},
 }
 

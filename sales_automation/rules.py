@@ -68,6 +68,8 @@ RULE_ACTION_FIELDS = (
 	"bank_account",
 	"reference_no_pattern",
 	"submit_payment_entry",
+	"continue_when_stock_arrives",
+	"continue_for_days",
 )
 
 

@@ -21,6 +21,7 @@ from sales_automation.constants import (
 	CANCELLED,
 	DELIVERY_NOTE,
 	FAILED,
+	PARTIALLY_COMPLETED,
 	PAYMENT_ENTRY,
 	PENDING,
 	QUEUED,
@@ -107,6 +108,8 @@ def end_run(run: Document, status: str, sales_order: frappe._dict | None = None)
 		run.finished_at = now_datetime()
 		run.duration = time_diff_in_seconds(run.finished_at, run.started_at) if run.started_at else None
 	run.status = status
+	if status != PARTIALLY_COMPLETED:
+		run.waiting_for = run.waiting_since = run.wait_until = None  # nothing to wait for any more
 	amounts = order_amounts(sales_order or order_for_totals(run.sales_order))
 	run.currency = amounts["currency"]
 	run.grand_total = amounts["grand_total"]

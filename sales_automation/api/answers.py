@@ -4,6 +4,7 @@ as the documented `error` object (never a server traceback for an answer the app
 from urllib.parse import quote
 
 import frappe
+from frappe.utils import cint
 
 from sales_automation import engine
 from sales_automation.constants import ACTIVE_STATUSES, DONE_STEP_STATUSES, FAILED
@@ -99,6 +100,10 @@ def run_answer(run) -> dict:
 		"attempts": run.attempts,
 		"next_retry_at": run.next_retry_at,
 		"order_completed": bool(run.get("order_completed")),
+		# what a Partially Completed run's order waits for; it continues by itself when that arrives
+		"waiting_for": run.get("waiting_for"),
+		"waiting_since": run.get("waiting_since"),
+		"continuations": cint(run.get("continuations")),
 		"error": {
 			"type": "StepFailedError" if failed else "InvalidStateError",
 			"message": run.error,

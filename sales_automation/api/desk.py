@@ -16,7 +16,7 @@ def order_automation(sales_order: str) -> dict:
 	run = frappe.db.get_value(
 		"Sales Automation Run",
 		{"sales_order": sales_order},
-		["name", "status", "trigger", "rule", "error", "modified", "next_retry_at"],
+		["name", "status", "trigger", "rule", "error", "modified", "next_retry_at", "waiting_for"],
 		order_by="creation desc",
 		as_dict=True,
 	)

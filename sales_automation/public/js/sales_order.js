@@ -104,6 +104,13 @@ Object.assign(sales_automation.order, {
 			parts.push(this.link("Sales Automation Run", run.name, __("Run {0}", [run.name])));
 			if (run.error)
 				parts.push(`<span class="text-muted">${frappe.utils.escape_html(run.error)}</span>`);
+			// a Partially Completed run: what the order waits for (it continues by itself on arrival)
+			if (run.waiting_for)
+				parts.push(
+					`<span class="sales-automation-waiting">${frappe.utils.escape_html(
+						run.waiting_for
+					)}</span>`
+				);
 		}
 		if (state.documents.length) {
 			parts.push(

@@ -26,6 +26,13 @@ frappe.query_reports["Orders Stuck Between Steps"] = {
 			options: "Customer",
 		},
 		{
+			fieldname: "state",
+			label: __("State"),
+			fieldtype: "Select",
+			// Waiting: continues by itself when the stock or the supplier's delivery arrives
+			options: ["", "Stuck", "Waiting"],
+		},
+		{
 			fieldname: "stuck_at",
 			label: __("Stuck At"),
 			fieldtype: "Select",

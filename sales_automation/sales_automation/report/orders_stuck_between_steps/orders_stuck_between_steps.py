@@ -2,10 +2,10 @@
 
 import frappe
 from frappe import _
-from frappe.utils import getdate
+from frappe.utils import getdate, now_datetime
 
 from sales_automation import engine, gate, progress
-from sales_automation.constants import CANCELLED, FAILED, QUEUED
+from sales_automation.constants import CANCELLED, FAILED, PARTIALLY_COMPLETED, QUEUED
 
 # The step an order waits for, as the report names it
 STUCK_AT = {
@@ -29,6 +29,9 @@ def columns() -> list[dict]:
 			"fieldtype": "Link",
 			"options": "Sales Order",
 		},
+		# Waiting: the run waits for stock or a supplier's delivery and continues by itself on arrival;
+		# Stuck: anything else (failed, retrying, no run, or waiting past the rule's limit)
+		{"label": _("State"), "fieldname": "state", "fieldtype": "Data", "width": 90},
 		{"label": _("Customer"), "fieldname": "customer", "fieldtype": "Link", "options": "Customer"},
 		{"label": _("Date"), "fieldname": "transaction_date", "fieldtype": "Date", "width": 100},
 		{"label": _("Stuck At"), "fieldname": "stuck_at", "fieldtype": "Data", "width": 90},
@@ -126,9 +129,13 @@ def rows(filters) -> list[dict]:
 		step = first_step_not_done(sales_order, rule)
 		if not step or (filters.get("stuck_at") and STUCK_AT[step] != filters.stuck_at):
 			continue
+		waiting = is_waiting(run)
+		if filters.get("state") and filters.state != (WAITING if waiting else STUCK):
+			continue
 		data.append(
 			{
 				"sales_order": sales_order.name,
+				"state": _(WAITING if waiting else STUCK),
 				"customer": sales_order.customer,
 				"transaction_date": sales_order.transaction_date,
 				"stuck_at": _(STUCK_AT[step]),
@@ -141,7 +148,7 @@ def rows(filters) -> list[dict]:
 				"run": run.name if run else None,
 				"run_status": run.status if run else "No Run",
 				"error_class": error_class_of(run),
-				"error": run.error if run else None,
+				"error": (run.waiting_for if waiting else run.error) if run else None,
 				"currency": sales_order.currency,
 			}
 		)
@@ -155,7 +162,18 @@ def latest_runs(sales_order_names: list[str]) -> dict:
 	for run in frappe.get_all(
 		"Sales Automation Run",
 		filters={"sales_order": ["in", sales_order_names], "status": ["!=", CANCELLED]},
-		fields=["name", "sales_order", "status", "rule", "rule_snapshot", "error", "creation"],
+		fields=[
+			"name",
+			"sales_order",
+			"status",
+			"rule",
+			"rule_snapshot",
+			"error",
+			"creation",
+			"waiting_for",
+			"waiting_since",
+			"wait_until",
+		],
 		order_by="creation desc",
 	):
 		runs.setdefault(run.sales_order, run)
@@ -175,6 +193,19 @@ def latest_runs(sales_order_names: list[str]) -> dict:
 	for run in runs.values():
 		run.error_class = error_classes.get(run.name)
 	return runs
+
+
+WAITING, STUCK = "Waiting", "Stuck"
+
+
+def is_waiting(run) -> bool:
+	"""A Partially Completed run waiting within its rule's limit (continuation.py continues it)."""
+	return bool(
+		run
+		and run.status == PARTIALLY_COMPLETED
+		and run.waiting_since
+		and (not run.wait_until or run.wait_until > now_datetime())
+	)
 
 
 def error_class_of(run) -> str | None:
