@@ -139,3 +139,29 @@ class TestSkipDeliveryNote(AutomationTestCase):
 		)
 		debit, credit = gl_totals(docs["Sales Invoice"] + docs["Payment Entry"])
 		self.assertEqual(debit, credit)
+
+	def test_the_orders_stock_reservation_is_consumed_by_the_invoice(self):
+		from sales_automation.tests.setups import enable_stock_reservation
+
+		enable_stock_reservation(self)
+		customer, item_code = make_customer(), make_item(stock_qty=10)
+		make_rule(customer)
+		sales_order = make_sales_order(
+			[{"item_code": item_code, "qty": 4, "rate": 25}],
+			customer=customer,
+			skip_delivery_note=1,
+			reserve_stock=1,
+		)
+		self.assert_completed_without_delivery_note(sales_order.name, item_code, 4)
+		entries = frappe.get_all(
+			"Stock Reservation Entry",
+			filters={"voucher_type": "Sales Order", "voucher_no": sales_order.name, "docstatus": 1},
+			fields=["reserved_qty", "delivered_qty", "status"],
+		)
+		self.assertTrue(entries, "the order reserved its stock on submit")
+		self.assertEqual(sum(flt(row.delivered_qty) for row in entries), 4)
+		self.assertEqual({row.status for row in entries}, {"Delivered"})
+		reserved = frappe.db.get_value(
+			"Bin", {"item_code": item_code, "warehouse": test_env().warehouse}, "reserved_stock"
+		)
+		self.assertEqual(flt(reserved), 0)
